@@ -1,0 +1,127 @@
+"""What each ``run_agent.py`` command does, in terms of the episodes package's parts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cli import console, print_json
+from .gate import DEFAULT_SENSITIVE_WORDS, ConsoleConfirmer, Gate
+from .loop import EpisodeResult, LoopConfig, resume_from, run_episode
+from .replay import replay_episode
+from .report import write_report
+from .store import EpisodeWriter, load_episode
+from .targets import make_actuator, make_policy
+
+
+def step_printer(step: dict[str, Any]) -> None:
+    """One line per step, as it is recorded."""
+    action = step.get("action") or {}
+    what = action.get("type", "-")
+    where = action.get("point") or action.get("start") or ""
+    extra = action.get("text") or action.get("option") or action.get("target") or action.get("direction") or ""
+    secs = (step.get("timings") or {}).get("total_s", 0.0)
+    colour = {"acted": "green", "ended": "green", "skipped": "yellow", "takeover": "yellow"}.get(step["status"], "red")
+    detail = f" {json.dumps(extra, ensure_ascii=False)[:50]}" if extra else ""
+    error = f"  [dim]{str(step.get('error'))[:120]}[/dim]" if step.get("error") else ""
+    console.print(f"step {step['index']:>3}  [{colour}]{step['status']:<13}[/{colour}] {what} {where}{detail}"
+                  f"  ({secs:.2f}s){error}", soft_wrap=True)
+
+
+def make_gate(config: dict[str, Any], interactive: bool | None = None) -> Gate:
+    interactive = sys.stdin.isatty() if interactive is None else interactive
+    return Gate(config["confirm"], tuple(config["sensitive_words"] or DEFAULT_SENSITIVE_WORDS),
+                bool(config["allow_password_typing"]), ConsoleConfirmer() if interactive else None)
+
+
+def _finish(result: EpisodeResult) -> int:
+    report = write_report(result.path)
+    print_json({"status": result.status, "reason": result.reason, "steps": result.steps,
+                "episode": result.path, "report": str(report)})
+    return 0 if result.success else 1
+
+
+def cmd_run(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    policy = make_policy(config)
+    gate = make_gate(config)
+    with make_actuator(args.env, config, args.url) as actuator:
+        writer = EpisodeWriter.create(config["out"], args.task, policy=policy.describe(),
+                                      env={"kind": args.env, "url": args.url, "screen_size": list(actuator.screen_size)},
+                                      config=config)
+        console.print(f"episode {writer.path}")
+        result = run_episode(policy, actuator, args.task, writer, LoopConfig(**config["loop"]), gate, step_printer)
+    return _finish(result)
+
+
+def cmd_resume(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    episode = load_episode(args.episode)
+    env = episode.meta.get("env", {})
+    saved = episode.meta.get("config") or {}
+    for key in ("model", "server"):  # the policy the episode ran with, unless flags say otherwise
+        for k, v in (saved.get(key) or {}).items():
+            if config[key].get(k) is None:
+                config[key][k] = v
+    writer = resume_from(episode)
+    policy = make_policy(config)
+    with make_actuator(env.get("kind", "browser"), config, args.url or env.get("url")) as actuator:
+        console.print(f"resuming {writer.path} at step {writer.next_index}")
+        result = run_episode(policy, actuator, episode.task, writer, LoopConfig(**config["loop"]),
+                             make_gate(config), step_printer)
+    return _finish(result)
+
+
+def cmd_replay(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    episode = load_episode(args.episode)
+    env = episode.meta.get("env", {})
+    kind = args.env or env.get("kind", "browser")
+    with make_actuator(kind, config, args.url or env.get("url")) as actuator:
+        report = replay_episode(episode, actuator, args.threshold)
+    print_json(report.to_dict())
+    return 0 if not report.failed else 1
+
+
+def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    path = write_report(args.episode, args.out)
+    print(path)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from PIL import Image
+
+    from cogagent.grammar import QA_DIALECT, parse
+    from vision.draw import annotate
+    from vision.geometry import ground
+
+    from .policies import HttpPolicy, image_data_url
+
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise FileNotFoundError(f"no image at {image_path}")
+    with Image.open(image_path) as img:
+        image = img.convert("RGB")
+    policy = make_policy(config)
+    if isinstance(policy, HttpPolicy):
+        content = [{"type": "text", "text": args.question}, {"type": "image_url", "image_url": {"url": image_data_url(image)}}]
+        text = policy.complete([{"role": "user", "content": content}])
+    else:
+        text, _ = policy.generate_text(image, args.question, template=args.template)
+    print(text)
+    turn = parse(text, dialect=QA_DIALECT)
+    boxes = list(getattr(turn, "boxes", ()) or ())
+    if boxes:
+        drawn = annotate(image, boxes=[(ground(list(b), image.size).box.as_tuple(), None) for b in boxes if len(b) == 4],
+                         points=[(ground(list(b), image.size).point.as_tuple(), None) for b in boxes if len(b) == 2])
+        out = Path(args.out) if args.out else image_path.with_name(image_path.stem + ".answer.png")
+        drawn.save(out)
+        print(out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), args.steps)

@@ -1,0 +1,1 @@
+"""Offline metrics in the form the datasets' papers report them (Mind2Web, AITW, ScreenSpot)."""
