@@ -97,8 +97,13 @@ def _history_from(steps: list[dict[str, Any]]) -> list[HistoryItem]:
 
 
 def run_episode(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter, config: LoopConfig,
-                gate: Gate | None = None, on_step: StepCallback | None = None) -> EpisodeResult:
-    """Drive ``actuator`` with ``policy`` until the task ends; ``writer`` already holds any earlier steps."""
+                gate: Gate | None = None, on_step: StepCallback | None = None,
+                done_check: Callable[[], bool] | None = None) -> EpisodeResult:
+    """Drive ``actuator`` with ``policy`` until the task ends; ``writer`` already holds any earlier steps.
+
+    ``done_check`` is an environment's own success test: when given, it ends the episode as soon as the task
+    is done, and it -- not the agent's claim -- decides whether an ended episode succeeded.
+    """
     gate = gate or Gate("never")
     history = _history_from(writer.steps)
     started = time.monotonic()
@@ -120,14 +125,18 @@ def run_episode(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter,
             status = step["status"]
             if status == "ended":
                 end = step["action"]
-                return finish({"success": "success", "impossible": "impossible"}.get(end["status"], "failure"),
-                              end.get("message") or f"the agent ended the task ({end['status']})")
+                claimed = {"success": "success", "impossible": "impossible"}.get(end["status"], "failure")
+                if done_check is not None and claimed == "success" and not done_check():
+                    return finish("failure", "the agent said the task is done, but the environment disagrees")
+                return finish(claimed, end.get("message") or f"the agent ended the task ({end['status']})")
             if status in ("parse_failed", "policy_error", "policy_timeout", "stopped", "target_error"):
                 reasons = {"parse_failed": "failed", "policy_error": "error", "policy_timeout": "timeout",
                            "stopped": "stopped", "target_error": "error"}
                 return finish(reasons[status], step.get("error"))
             if status in ("acted", "skipped", "takeover", "action_failed"):
                 history.append(HistoryItem(step["query"], step["raw_text"] or "", step.get("operation_text", "")))
+                if done_check is not None and done_check():
+                    return finish("success", "the environment reports the task done")
     except KeyboardInterrupt:
         return finish("interrupted", "stopped with Ctrl+C; run 'resume' to continue")
     except Exception as exc:
