@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 
 from .environments.base import Environment, make_env, parse_spec
-from .gate import Gate
+from .gate import ApproveAll, Gate
 from .loop import LoopConfig, run_episode
 from .policies import HistoryItem, Policy, PolicyReply, ReplayPolicy
 from .store import EpisodeWriter, load_episode
@@ -51,6 +51,7 @@ class LockedPolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.name = policy.name
+        self.inline = bool(getattr(policy, "inline", False))
         self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
@@ -75,8 +76,8 @@ def run_one(task: str, run: int, policy_factory: PolicyFactory, out_dir: Path, l
                                       policy=policy.describe(), config={"loop": asdict(loop)})
         budget = LoopConfig(min(loop.max_steps, env.max_steps), loop.max_seconds, loop.step_timeout_s,
                             loop.parse_retries)
-        result = run_episode(policy, actuator, env.instruction, writer, budget, Gate("never"),
-                             done_check=env.is_successful)
+        gate = Gate("never", confirmer=ApproveAll())  # asked and logged; nobody is there to answer
+        result = run_episode(policy, actuator, env.instruction, writer, budget, gate, done_check=env.is_successful)
         success = env.is_successful()
         info = env.info()
         writer.update_meta(environment_result={"success": success, **{k: v for k, v in info.items() if k != "state"}})

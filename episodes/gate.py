@@ -121,6 +121,18 @@ class ScriptedConfirmer:
         return Decision(item, action if item in ("approve", "takeover") else None)
 
 
+class ApproveAll:
+    """Approves everything and keeps a record: for unattended evaluation, where the gate's questions are
+    still asked and logged with each step, but no person is there to answer them."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Action, tuple[str, ...]]] = []
+
+    def confirm(self, action: Action, reasons: Sequence[str], context: dict[str, Any]) -> Decision:
+        self.asked.append((action, tuple(reasons)))
+        return Decision("approve", action, "approved unattended (evaluation)")
+
+
 class ConsoleConfirmer:
     """Asks on the terminal. Reading stdin is injectable so that the prompt itself can be tested."""
 

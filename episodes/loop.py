@@ -60,9 +60,13 @@ class _StepTimeout(Exception):
     pass
 
 
-def _call_with_timeout(fn: Callable[[], PolicyReply], seconds: float) -> PolicyReply:
+def _call_with_timeout(fn: Callable[[], PolicyReply], seconds: float, inline: bool = False) -> PolicyReply:
     """Run the policy with a deadline. A local model cannot be interrupted mid-generate, so on timeout the
-    worker thread is abandoned (it finishes in the background) and the episode ends; nothing waits on it."""
+    worker thread is abandoned (it finishes in the background) and the episode ends; nothing waits on it.
+    ``inline`` policies (scripted ones that read the live page through Playwright, whose objects belong to this
+    thread) answer at once and run here."""
+    if inline:
+        return fn()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
     future = pool.submit(fn)
     try:
@@ -164,7 +168,8 @@ def _run_step(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter, c
     for attempt in range(config.parse_retries + 1):
         t0 = time.perf_counter()
         try:
-            reply = _call_with_timeout(lambda: policy.act(screenshot, task, history), config.step_timeout_s)
+            reply = _call_with_timeout(lambda: policy.act(screenshot, task, history), config.step_timeout_s,
+                                       bool(getattr(policy, "inline", False)))
         except _StepTimeout as exc:
             return _record(writer, step, screenshot, None, "policy_timeout", error=str(exc), t_step=t_step)
         except PolicyError as exc:

@@ -204,6 +204,7 @@ class ReplayPolicy:
     """The turns an earlier episode recorded, in order: re-runs an episode without a model."""
 
     name = "replay"
+    inline = True  # answers at once; runs in the loop's thread
 
     def __init__(self, texts: Sequence[str], source: str = "") -> None:
         self._texts = list(texts)

@@ -14,6 +14,7 @@ from .policies import HistoryItem, PolicyReply
 
 class RandomPolicy:
     name = "random"
+    inline = True  # answers at once; runs in the loop's thread
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -86,6 +86,7 @@ class WebScriptPolicy:
     """Writes each step of a task's scripted solution as CogAgent-18B would, from the live page's boxes."""
 
     name = "script"
+    inline = True  # answers at once; runs in the loop's thread
 
     def __init__(self, env: WebEnvironment) -> None:
         self.env = env
