@@ -92,7 +92,7 @@ def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
 def cmd_ask(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from PIL import Image
 
-    from cogagent.grammar import QA_DIALECT, parse
+    from cogagent.grammar import find_boxes
     from vision.draw import annotate
     from vision.geometry import ground
 
@@ -110,11 +110,9 @@ def cmd_ask(args: argparse.Namespace, config: dict[str, Any]) -> int:
     else:
         text, _ = policy.generate_text(image, args.question, template=args.template)
     print(text)
-    turn = parse(text, dialect=QA_DIALECT)
-    boxes = list(getattr(turn, "boxes", ()) or ())
+    boxes = [ground(list(b), image.size) for b in find_boxes(text)]
     if boxes:
-        drawn = annotate(image, boxes=[(ground(list(b), image.size).box.as_tuple(), None) for b in boxes if len(b) == 4],
-                         points=[(ground(list(b), image.size).point.as_tuple(), None) for b in boxes if len(b) == 2])
+        drawn = annotate(image, boxes=[(g.box.as_tuple(), None) for g in boxes if g.box is not None])
         out = Path(args.out) if args.out else image_path.with_name(image_path.stem + ".answer.png")
         drawn.save(out)
         print(out)
