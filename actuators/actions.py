@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
 
@@ -59,6 +60,8 @@ def normalize_key(name: str) -> str:
     """Fold a key name to the canonical vocabulary, or raise ``ActionError`` naming the accepted keys."""
     if not isinstance(name, str) or not name:
         raise ActionError(f"key name must be a non-empty string, got {name!r}")
+    if name == " ":
+        return "space"
     if len(name) == 1 and name.isprintable():
         return name
     low = name.strip().lower().replace("-", "_") if len(name.strip()) > 1 else name.strip()
@@ -77,7 +80,7 @@ def _point(value: Any, field: str) -> Point:
         raise ActionError(f"{field} must be an (x, y) pair of pixels, got {value!r}") from None
     out = []
     for v in (x, y):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise ActionError(f"{field} must hold two finite numbers, got {value!r}")
         out.append(int(round(v)))
     return (out[0], out[1])
@@ -258,7 +261,10 @@ class Navigate(_Action):
     target: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "target", _text(self.target, "Navigate.target").strip())
+        target = _text(self.target, "Navigate.target").strip()
+        if not target:
+            raise ActionError("Navigate.target must be a URL, 'back' or 'home', got only whitespace")
+        object.__setattr__(self, "target", target)
 
 
 @dataclass(frozen=True)
@@ -297,7 +303,7 @@ def action_from_dict(data: dict[str, Any]) -> Action:
     if not isinstance(data, dict):
         raise ActionError(f"an action must be a JSON object, got {type(data).__name__}")
     kind = data.get("type")
-    cls = ACTION_TYPES.get(kind)  # type: ignore[arg-type]
+    cls = ACTION_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ActionError(f"unknown action type {kind!r}: expected one of {', '.join(ACTION_TYPES)}")
     names = {f.name for f in dataclasses.fields(cls)}

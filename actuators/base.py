@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from .actions import Action, End, Wait, action_from_dict
+from .actions import Action, End, Wait, _Action, action_from_dict
 
 OutOfBounds = Literal["refuse", "clamp"]
 
@@ -102,6 +102,9 @@ class BaseActuator:
         def done(ok: bool, act: Action, error: str | None = None, flags: tuple[str, ...] = (), info=None):
             return Outcome(ok, act, error, flags, started, time.perf_counter() - t0, info or {})
 
+        if not isinstance(action, _Action):
+            raise TypeError(f"perform() takes an action from actuators.actions, got {type(action).__name__}; "
+                            "build one with action_from_dict() first")
         if type(action) not in self.supported:
             names = ", ".join(sorted(t.kind for t in self.supported))  # type: ignore[attr-defined]
             return done(False, action, f"{self.name} actuator cannot perform {action.kind}; it supports: {names}")

@@ -37,12 +37,15 @@ CHROMIUM_ARGS = (
 
 def find_chromium(explicit: str | None = None) -> str:
     """The Chromium binary to run: ``explicit``, ``$COGAGENT_CHROMIUM``, or the first Debian location found."""
-    for candidate in (explicit, os.environ.get("COGAGENT_CHROMIUM"), *CHROMIUM_CANDIDATES):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    if explicit:
+    usable = lambda c: bool(c) and Path(c).is_file() and os.access(c, os.X_OK)  # noqa: E731
+    if explicit:  # asked for by name: that one or an error, never silently another browser
+        if usable(explicit):
+            return explicit
         raise ActuatorError(f"no Chromium executable at {explicit!r}: install it (apt-get install chromium) "
                             "or pass the path of a Chromium binary")
+    for candidate in (os.environ.get("COGAGENT_CHROMIUM"), *CHROMIUM_CANDIDATES):
+        if usable(candidate):
+            return candidate
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
