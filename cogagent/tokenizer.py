@@ -38,7 +38,7 @@ _SPIECE_UNDERLINE = "\u2581"
 _PROBE = "a"
 
 
-class TokenizerLoadError(RuntimeError):
+class TokenizerLoadError(ValueError):
     """The tokenizer directory is missing, empty, or its files cannot be read."""
 
 

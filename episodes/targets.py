@@ -48,6 +48,11 @@ def load_local_model(model_cfg: dict[str, Any]) -> tuple[Any, Any]:
         raise ValueError("no model: pass --model DIR (a local CogAgent checkpoint) or --server URL")
     if not model_cfg.get("tokenizer"):
         raise ValueError("no tokenizer: pass --tokenizer DIR (a local copy of lmsys/vicuna-7b-v1.5's tokenizer)")
+    from pathlib import Path  # noqa: PLC0415
+
+    if not Path(model_cfg["path"]).is_dir():  # before the tokenizer: say first what is most likely wrong
+        raise ValueError(f"no CogAgent checkpoint at {model_cfg['path']}: pass the directory holding config.json "
+                         "and the model-*.safetensors shards of THUDM/cogagent-chat-hf")
     device = model_cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(model_cfg["tokenizer"])
     model = CogAgentForCausalLM.from_pretrained(model_cfg["path"], dtype=model_cfg.get("dtype"), device=device,
