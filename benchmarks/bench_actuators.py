@@ -1,6 +1,6 @@
 """Actuator latency: screenshot and every action, per target, as JSON on stdout.
 
-    python benchmarks/bench_actuators.py --targets browser [--repeats 20] [--out result.json]
+    python benchmarks/bench_actuators.py [--targets browser,desktop,android] [--repeats 20] [--out result.json]
 
 Each target is one function returning a dict of measurements; add a target by writing ``bench_<name>()`` and
 registering it in ``TARGETS`` (the marked places below). An action's latency is ``Outcome.seconds`` -- the whole
@@ -148,22 +148,29 @@ def _browser_actions(act: Any, base: str, repeats: int) -> dict[str, Any]:
     return results
 
 
-# --- desktop: added by the desktop actuator's author ---------------------------------------------------------
-# def bench_desktop(repeats: int = 20) -> dict[str, Any]: ...
+def bench_desktop_target(repeats: int = 20) -> dict[str, Any]:
+    """Xvfb + a real Tk window (benchmarks/bench_desktop.py)."""
+    from bench_desktop import bench_desktop  # noqa: PLC0415 - a sibling script in benchmarks/
 
-# --- android: added by the android actuator's author ---------------------------------------------------------
-# def bench_android(repeats: int = 20) -> dict[str, Any]: ...
+    return bench_desktop(repeats=repeats)
+
+
+def bench_android_target(repeats: int = 20) -> dict[str, Any]:
+    """The simulated phone over the real ADB protocol (benchmarks/bench_android.py)."""
+    from bench_android import bench_android  # noqa: PLC0415
+
+    return bench_android(repeat=repeats)
 
 TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
     "browser": bench_browser,
-    # "desktop": bench_desktop,
-    # "android": bench_android,
+    "desktop": bench_desktop_target,
+    "android": bench_android_target,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", default="browser", help=f"comma-separated, from: {', '.join(TARGETS)}")
+    ap.add_argument("--targets", default="browser,desktop,android", help=f"comma-separated, from: {', '.join(TARGETS)}")
     ap.add_argument("--repeats", type=int, default=20, help="runs per action (screenshots: at least 30)")
     ap.add_argument("--out", help="also write the JSON to this file")
     args = ap.parse_args(argv)
