@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_args(resume)
     _add_run_args(resume)
 
+    serve = sub.add_parser("serve", help="serve the local model as an OpenAI-compatible chat-completions endpoint")
+    _add_policy_args(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--name", default="cogagent", help="the model name the endpoint reports")
+
     demo = sub.add_parser("demo", help="the main job on a fresh machine: a real episode, a replay, a report")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--steps", type=int, default=3, help="steps the untrained tiny model may take")

@@ -119,6 +119,27 @@ def cmd_ask(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from .serve import ModelServer
+    from .targets import load_local_model
+
+    from .policies import CogAgentPolicy
+
+    if config["server"]["url"]:
+        raise ValueError("serve runs a local model: pass --model DIR --tokenizer DIR, not --server")
+    model, tokenizer = load_local_model(config["model"])
+    m = config["model"]
+    policy = CogAgentPolicy(model, tokenizer, template=m["template"], max_new_tokens=int(m["max_new_tokens"]),
+                            model_path=str(m["path"]))
+    server = ModelServer(policy, args.name, args.host, args.port)
+    console.print(f"serving {m['path']} at {server.url} (Ctrl+C to stop)")
+    try:
+        server.httpd.serve_forever()
+    finally:
+        server.close()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from .demo import run_demo
 
