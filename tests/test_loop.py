@@ -168,3 +168,26 @@ def test_hostile_model_text_is_a_recorded_step_not_a_crash(browser, tmp_path: Pa
     assert ep.steps and ep.steps[0]["status"] in ("parse_failed", "acted", "action_failed")
     if "1500" in text:
         assert ep.steps[0]["grounding"]["issues"]  # clamping is recorded with the step
+
+
+def test_replay_reports_steps_whose_screen_differs(server: WebAppServer, tmp_path: Path) -> None:
+    from episodes.environments.web import WebEnvironment
+    from episodes.replay import replay_episode
+    from episodes.webapp.tasks import WEB_TASKS
+
+    recorded = load_episode(Path(__file__).resolve().parents[1] / "episodes" / "demo_data" / "search-cogvlm")
+    env = WebEnvironment(WEB_TASKS["search-cogvlm"], server=server)
+    try:
+        same = replay_episode(recorded, env.reset())
+        assert same.failed == [] and env.is_successful()
+        # The same actions on another page: the first screen is not the recorded one, and it says so.
+        other = WebEnvironment(WEB_TASKS["login"], server=server)
+        try:
+            moved = replay_episode(recorded, other.reset())
+        finally:
+            other.close()
+    finally:
+        env.close()
+    assert 0 in moved.differing and moved.steps[0].difference > moved.threshold
+    with pytest.raises(ValueError, match="threshold"):
+        replay_episode(recorded, None, threshold=2.0)
