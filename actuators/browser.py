@@ -338,7 +338,6 @@ class BrowserActuator(BaseActuator):
         self._tracked: list[Any] = []
         self._blocked: list[tuple[str, Any]] = []
         self._scale: ScreenScale | None = None
-        self._dpr = 1.0
         try:
             self._start()
         except BaseException:
@@ -394,7 +393,6 @@ class BrowserActuator(BaseActuator):
             except Exception as exc:
                 raise ActuatorError(f"could not open start_url {url}: {str(exc).splitlines()[0]}") from exc
             self._settle()
-        self._dpr = float(self._page.evaluate("window.devicePixelRatio"))
         shot = self.screenshot()
         self._scale = ScreenScale.measure(shot.size, self._viewport())
 
@@ -547,10 +545,16 @@ class BrowserActuator(BaseActuator):
         """The active tab's viewport as an RGB image of ``viewport * device_scale_factor`` pixels."""
         self._require_alive()
         try:
-            if self._cdp is None:
-                self._cdp = self._context.new_cdp_session(self._page)
-            data = self._cdp.send("Page.captureScreenshot", self._capture_params())["data"]
-            raw = base64.b64decode(data)
+            if self.config.device_scale_factor != 1:
+                # A scaled CDP capture from our own session clears the device-metrics emulation Playwright set on
+                # its session (the page then reports devicePixelRatio 1 and lays out at 1x), so scaled screens go
+                # through Playwright's screenshot, which keeps the emulation.
+                raw = self._page.screenshot(type="png", timeout=self.config.action_timeout * 1000)
+            else:
+                if self._cdp is None:
+                    self._cdp = self._context.new_cdp_session(self._page)
+                data = self._cdp.send("Page.captureScreenshot", self._capture_params())["data"]
+                raw = base64.b64decode(data)
         except Exception as exc:
             if not self._browser_alive(exc):
                 raise self._gone(exc) from exc
@@ -568,15 +572,8 @@ class BrowserActuator(BaseActuator):
         return img
 
     def _capture_params(self) -> dict[str, Any]:
-        """CDP capture settings. Without a clip, headless Chromium captures at CSS size whatever the device scale
-        factor; a clip with ``scale`` gives device pixels, but its origin is in page coordinates, so it has to
-        follow the scroll position (one more CDP round trip, only when the factor is not 1)."""
-        params: dict[str, Any] = {"format": "png", "optimizeForSpeed": True}
-        if self._dpr != 1:
-            vv = self._cdp.send("Page.getLayoutMetrics")["cssVisualViewport"]
-            w, h = self._viewport()
-            params["clip"] = {"x": vv["pageX"], "y": vv["pageY"], "width": w, "height": h, "scale": self._dpr}
-        return params
+        """CDP capture settings for an unscaled screen: PNG, the encoder's fast path."""
+        return {"format": "png", "optimizeForSpeed": True}
 
     def _viewport(self) -> tuple[int, int]:
         vp = self._page.viewport_size

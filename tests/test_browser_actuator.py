@@ -123,6 +123,8 @@ def test_device_scale_factor_two_maps_screenshot_pixels_to_css(server):
         img = act.screenshot()
         assert img.size == (1200, 800) == act.screen_size
         assert (act.scale.sx, act.scale.sy) == (2.0, 2.0)
+        # Taking screenshots must not undo the emulation: the page still lays out and draws at 2x.
+        assert act.page.evaluate("window.devicePixelRatio") == 2
         # #btn spans CSS x 40..200, y 40..90: screenshot pixels 80..400, 80..180
         out = act.perform(Click((390, 170)))
         assert out.ok, out.error
