@@ -43,7 +43,10 @@ def _grounding(op: Any, size: tuple[int, int], required: bool) -> Grounding | No
 
 
 def _keys(value: str) -> tuple[str, ...]:
+    """``'Ctrl+A'`` -> ``('Ctrl', 'a')``: in a chord a letter names the key, not an upper-case character."""
     parts = [p.strip() for p in str(value).replace(" + ", "+").split("+") if p.strip()] or [str(value)]
+    if len(parts) > 1:
+        parts = [p.lower() if len(p) == 1 and p.isalpha() else p for p in parts]
     return tuple(parts)
 
 
@@ -66,6 +69,9 @@ def operation_to_action(op: Any, size: tuple[int, int]) -> Converted:
     value = op.value if op.value is not None else ""
     args = dict(getattr(op, "args", None) or {})
     try:
+        if verb == "CLICK" and str(args.get("original_op", "")).upper() == "ENTER":
+            g = _grounding(op, size, True)  # Mind2Web's ENTER on an element: focus it and press Enter
+            return Converted(TypeText("", g.point.as_tuple(), submit=True), g)
         if verb in ("CLICK", "TAP", "DOUBLE_CLICK", "RIGHT_CLICK"):
             g = _grounding(op, size, True)
             count, button = (2, "left") if verb == "DOUBLE_CLICK" else (1, "right" if verb == "RIGHT_CLICK" else "left")
