@@ -136,8 +136,9 @@ def _warm_up(dtype: str | None, device: str) -> int:
     """Pay the process's one-time costs before the baseline and return their RSS (reported separately).
 
     They do not scale with the checkpoint: importing safetensors, the first matmul (maps the BLAS/oneDNN kernels
-    and thread pools) and the first op on a meta tensor (the model computes its RoPE tables in __init__; on meta
-    torch runs them through its Python reference kernels, whose first use imports torch._refs/_prims, ~80 MB).
+    and thread pools) and the first compute op on a meta tensor (torch runs those through its Python reference
+    kernels, tens of MB on first use; the model itself no longer computes anything on meta, its RoPE tables are
+    created empty there, but the warm-up keeps the baseline comparable with earlier runs).
     """
     import safetensors.torch  # noqa: F401
     import torch
@@ -290,7 +291,7 @@ def build_and_save(cfg: dict[str, Any], path: Path, dtype: str, max_shard_bytes:
     import torch
 
     from cogagent.config import CogAgentConfig
-    from cogagent.loading import materialize, resolve_dtype, save_pretrained
+    from cogagent.loading import materialize, resolve_dtype
     from cogagent.modeling_cogagent import CogAgentForCausalLM
 
     config = CogAgentConfig.from_dict(cfg)
@@ -307,7 +308,7 @@ def build_and_save(cfg: dict[str, Any], path: Path, dtype: str, max_shard_bytes:
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02)
     t0 = time.perf_counter()
-    save_pretrained(model, path, max_shard_bytes=max_shard_bytes)
+    model.save_pretrained(path, max_shard_bytes=max_shard_bytes)
     return time.perf_counter() - t0
 
 

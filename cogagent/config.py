@@ -10,6 +10,10 @@ config leaves implicit are explicit here:
   ``_patched_eva2_clip_l_sizes`` (the tiny golden test models) overrides them, and ``to_dict`` writes that key back
   only when the sizes differ from EVA2-CLIP-L. So the real config.json round-trips unchanged.
 
+CogVLM (THUDM/cogvlm-chat-hf, ``architectures: ["CogVLMForCausalLM"]``) is the same decoder without the
+high-resolution cross branch; its config.json has no ``cross_*`` fields. Read here it has ``cross_hidden_size``,
+``cross_compute_hidden_size`` and ``cross_image_size`` = None (``is_cogvlm`` is True), and writes none of them back.
+
 Not official: ``attn_implementation`` ("auto" | "sdpa" | "xformers" | "eager"), see ``cogagent/attention.py``.
 """
 
@@ -22,6 +26,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional, Union
 
 ARCHITECTURE = "CogAgentForCausalLM"
+COGVLM_ARCHITECTURE = "CogVLMForCausalLM"
+ARCHITECTURES = (ARCHITECTURE, COGVLM_ARCHITECTURE)
+CROSS_FIELDS = ("cross_hidden_size", "cross_compute_hidden_size", "cross_image_size")
 MODEL_TYPE = "cogagent"
 TEMPLATE_VERSIONS = ("base", "chat", "chat_old", "vqa")
 ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "xformers", "eager")
@@ -117,9 +124,9 @@ class CogAgentConfig:
 
     vocab_size: int = 32000
     hidden_size: int = 4096
-    cross_hidden_size: int = 1024
-    cross_compute_hidden_size: int = 1024
-    cross_image_size: int = 1120
+    cross_hidden_size: Optional[int] = 1024  # None for CogVLM (all three)
+    cross_compute_hidden_size: Optional[int] = 1024
+    cross_image_size: Optional[int] = 1120
     intermediate_size: int = 11008
     num_hidden_layers: int = 32
     num_attention_heads: int = 32
@@ -142,6 +149,9 @@ class CogAgentConfig:
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if self.is_cogvlm:  # no high-resolution branch: the cross sizes mean nothing, and are not written back
+            for name in CROSS_FIELDS:
+                setattr(self, name, None)
         if isinstance(self.vision_config, dict):
             self.vision_config = _dataclass_from_dict(VisionConfig, self.vision_config, "vision_config")
         if isinstance(self.cross_vision_config, dict):
@@ -150,6 +160,15 @@ class CogAgentConfig:
         self.validate()
 
     # ------------------------------------------------------------------ derived sizes
+    @property
+    def is_cogvlm(self) -> bool:
+        """CogVLM: the CogAgent decoder without cross attention and without the high-resolution encoder."""
+        return COGVLM_ARCHITECTURE in (self.architectures or ())
+
+    @property
+    def architecture(self) -> str:
+        return COGVLM_ARCHITECTURE if self.is_cogvlm else ARCHITECTURE
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
@@ -165,7 +184,9 @@ class CogAgentConfig:
 
     @property
     def num_cross_tokens(self) -> int:
-        """Tokens the high-res encoder yields per image (6400 for 1120/14)."""
+        """Tokens the high-res encoder yields per image (6400 for 1120/14; 0 for CogVLM, which has none)."""
+        if self.is_cogvlm:
+            return 0
         return (self.cross_image_size // self.cross_vision_config.patch_size) ** 2
 
     # ------------------------------------------------------------------ validation
@@ -176,8 +197,11 @@ class CogAgentConfig:
             if not cond:
                 raise ValueError(f"invalid CogAgent config: {msg}")
 
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "cross_hidden_size", "cross_compute_hidden_size", "cross_image_size", "max_position_embeddings"):
+        need(isinstance(self.architectures, list) and len(set(self.architectures) & set(ARCHITECTURES)) == 1,
+             f"architectures {self.architectures!r} must name one of {ARCHITECTURES}")
+        sizes = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "max_position_embeddings") + (() if self.is_cogvlm else CROSS_FIELDS)
+        for name in sizes:
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                  f"{name} must be a positive integer, got {value!r}")
@@ -212,6 +236,8 @@ class CogAgentConfig:
         need(v.hidden_act in SUPPORTED_ACTIVATIONS,
              f"vision_config.hidden_act {v.hidden_act!r} is not supported (use one of {SUPPORTED_ACTIVATIONS})")
 
+        if self.is_cogvlm:
+            return
         c = self.cross_vision_config
         for name in ("embed_dim", "layers", "width", "head_width", "patch_size", "pt_hw_seq_len"):
             value = getattr(c, name)
@@ -244,9 +270,17 @@ class CogAgentConfig:
         config.update(overrides)
 
         architectures = config.get("architectures")
-        if architectures is not None and ARCHITECTURE not in architectures:
-            raise ValueError(f"config.json describes architectures {architectures}, not {ARCHITECTURE}; "
-                             f"point at a CogAgent checkpoint (e.g. THUDM/cogagent-chat-hf)")
+        if architectures is not None and (not isinstance(architectures, list)
+                                          or not set(architectures) & set(ARCHITECTURES)):
+            raise ValueError(f"config.json describes architectures {architectures}, not {ARCHITECTURE} or "
+                             f"{COGVLM_ARCHITECTURE}; point at a CogAgent checkpoint (e.g. THUDM/cogagent-chat-hf) "
+                             f"or a CogVLM one (THUDM/cogvlm-chat-hf)")
+        if architectures is not None and COGVLM_ARCHITECTURE in architectures:
+            stray = [k for k in CROSS_FIELDS + (PATCHED_CROSS_SIZES_KEY, "cross_vision_config")
+                     if config.get(k) is not None]
+            if stray:
+                raise ValueError(f"config.json says {COGVLM_ARCHITECTURE} (no high-resolution branch) but sets "
+                                 f"{stray}; a CogAgent config must say architectures [\"{ARCHITECTURE}\"]")
         model_type = config.get("model_type")
         if model_type is not None and model_type != MODEL_TYPE:
             raise ValueError(f"config.json has model_type {model_type!r}, expected {MODEL_TYPE!r} (or none)")
@@ -304,9 +338,11 @@ class CogAgentConfig:
             value = getattr(self, f.name)
             if (f.name, value) in (("torch_dtype", None), ("attn_implementation", "auto")):
                 continue  # not written when unset, so the official config.json round-trips unchanged
+            if self.is_cogvlm and f.name in CROSS_FIELDS:
+                continue  # CogVLM's config.json has none
             out[f.name] = copy.deepcopy(value)
         out["vision_config"] = self.vision_config.to_dict()
-        if self.cross_vision_config != _DEFAULT_CROSS:
+        if self.cross_vision_config != _DEFAULT_CROSS and not self.is_cogvlm:
             out[PATCHED_CROSS_SIZES_KEY] = self.cross_vision_config.to_dict()
         return dict(sorted(out.items()))
 

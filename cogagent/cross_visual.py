@@ -26,7 +26,7 @@ from torch import nn
 
 from .attention import attention
 from .config import CogAgentConfig
-from .visual import check_image_tensor
+from .visual import check_image_tensor, deterministic_buffer
 
 
 def rope_2d_tables(head_dim: int, grid: int, pt_seq_len: int, theta: float = 10000.0,
@@ -58,19 +58,26 @@ class VisionRotaryEmbeddingFast(nn.Module):
     def __init__(self, head_dim: int, grid: int, pt_seq_len: int):
         super().__init__()
         self.head_dim, self.grid, self.pt_seq_len = head_dim, grid, pt_seq_len
-        cos, sin = rope_2d_tables(head_dim, grid, pt_seq_len)
-        self.register_buffer("freqs_cos", cos, persistent=True)
-        self.register_buffer("freqs_sin", sin, persistent=True)
+        shape = (grid * grid, head_dim)
+        self.register_buffer("freqs_cos", deterministic_buffer(shape, self.compute_buffers, "freqs_cos"),
+                             persistent=True)
+        self.register_buffer("freqs_sin", deterministic_buffer(shape, self.compute_buffers, "freqs_sin"),
+                             persistent=True)
 
     def compute_buffers(self, device=None):
         cos, sin = rope_2d_tables(self.head_dim, self.grid, self.pt_seq_len, device=device)
         return {"freqs_cos": cos, "freqs_sin": sin}
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """``t [B, grid*grid, H, head_dim]`` (patch tokens only, no CLS) -> rotated, same dtype."""
-        cos = self.freqs_cos.to(t.device)[:, None, :]  # broadcast over heads
-        sin = self.freqs_sin.to(t.device)[:, None, :]
-        return t * cos + rotate_half_pairs(t) * sin
+        """``t [B, grid*grid, H, head_dim]`` (patch tokens only, no CLS) -> rotated, in t's dtype.
+
+        The product is taken in float32 against the float32 tables and cast back once. That is what the official
+        code ends up with too (its float32 tables promote a bf16 ``t`` to float32, and its caller casts the result
+        back with ``.type_as(v)``), but here the dtype contract holds at this function's boundary."""
+        cos = self.freqs_cos.to(device=t.device, dtype=torch.float32)[:, None, :]  # broadcast over heads
+        sin = self.freqs_sin.to(device=t.device, dtype=torch.float32)[:, None, :]
+        tf = t.float()
+        return (tf * cos + rotate_half_pairs(tf) * sin).to(t.dtype)
 
 
 class PatchEmbed(nn.Module):
@@ -133,6 +140,7 @@ class Block(nn.Module):
         self.mlp = SwiGLU(dim, mlp_hidden, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.norm1.weight.device)  # blocks of a model split over devices hand over here
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -183,4 +191,4 @@ class CrossVisionModel(nn.Module):
         vit = self.vit.model
         check_image_tensor(images, channels=vit.in_channels, size=vit.image_size, batch=None, what="cross_images")
         images = images.to(device=self.pos_embed.device, dtype=self.pos_embed.dtype)
-        return self.vit(images) + self.pos_embed.unsqueeze(0)
+        return self.vit(images).to(self.pos_embed.device) + self.pos_embed.unsqueeze(0)

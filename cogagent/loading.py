@@ -225,8 +225,9 @@ def _load_config(cls: type, path: Path) -> Any:
     archs = raw.get("architectures")
     if archs is not None and (not isinstance(archs, list) or expected not in archs):
         raise CheckpointError(
-            f"{config_file} describes a {archs} checkpoint, not {expected}: this loader only reads CogAgent "
-            f"checkpoints (THUDM/cogagent-chat-hf, cogagent-vqa-hf); point it at a CogAgent directory"
+            f"{config_file} describes a {archs} checkpoint, not {expected}: load it with the class it names "
+            f"(CogAgentForCausalLM for THUDM/cogagent-chat-hf / cogagent-vqa-hf, CogVLMForCausalLM for "
+            f"THUDM/cogvlm-chat-hf), or point at a {expected} directory"
         )
     missing_fields = [f for f in ("vision_config", "hidden_size") if f not in raw]
     if missing_fields:
@@ -510,8 +511,8 @@ def check_keys(
         parts.append(f"{len(kind_mismatch)} key(s) stored with a non-floating dtype: {_first(shown)}")
     raise CheckpointError(
         f"the checkpoint does not match {model_name}: " + "; ".join(parts) + ". Check that config.json belongs to "
-        f"these weights (num_hidden_layers, hidden_size, vision_config, cross_image_size) and that the weights "
-        f"use the official CogAgent key names",
+        "these weights (num_hidden_layers, hidden_size, vision_config, cross_image_size) and that the weights "
+        "use the official CogAgent key names",
         missing=missing,
         unexpected=unexpected,
         mismatched=mismatched + kind_mismatch,

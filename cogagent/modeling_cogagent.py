@@ -18,6 +18,14 @@ Sequence layout (``cogagent.prompts`` builds it): ``[BOS] [BOI, patches..., EOI]
 Parameter names equal the official checkpoint's keys (``model.layers.N.self_attn.vision_expert_query_key_value``,
 ``model.vision...``, ``model.cross_vision.vit.model...``, ``lm_head``), so a checkpoint loads with no renaming.
 
+``CogVLMForCausalLM`` (THUDM/cogvlm-chat-hf) is the same model without the cross attention and the high-resolution
+encoder, chosen by the config's ``architectures``.
+
+Split over devices (``device_map``, accelerate hooks, or by hand), every decoder layer and encoder block moves what
+it receives to its own device: the hidden states, and the per-call ``LayerInputs`` (rope tables, masks, expert
+routing, high-res features; copied once per device per call). Each layer's KV-cache entries are created on, and
+stay on, that layer's device. Logits come back on the device of the caller's ``input_ids``.
+
 Differences from the official code (none changes float32 numbers beyond rounding):
 
 * images are tensors ``[B, 3, H, W]`` (one image per sequence) instead of nested lists;
@@ -34,7 +42,7 @@ Differences from the official code (none changes float32 numbers beyond rounding
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
@@ -44,7 +52,7 @@ from torch import nn
 from .attention import attention, check_implementation
 from .config import CogAgentConfig
 from .cross_visual import CrossVisionModel
-from .visual import EVA2CLIPModel, activation, check_image_tensor
+from .visual import EVA2CLIPModel, activation, check_image_tensor, deterministic_buffer
 
 LANGUAGE_TOKEN_TYPE = 0
 VISION_TOKEN_TYPE = 1
@@ -79,7 +87,7 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, dim: int, base: float = 10000.0):
         super().__init__()
         self.dim, self.base = dim, base
-        self.register_buffer("inv_freq", self.compute_buffers()["inv_freq"], persistent=True)
+        self.register_buffer("inv_freq", deterministic_buffer((dim // 2,), self.compute_buffers), persistent=True)
 
     def compute_buffers(self, device=None) -> Dict[str, torch.Tensor]:
         exponents = torch.arange(0, self.dim, 2, device=device, dtype=torch.int64).to(torch.float32) / self.dim
@@ -151,6 +159,12 @@ class ExpertRouting:
             if end - start == idx.numel():
                 return cls(span=(start, end))
         return cls(mask=vision.to(device))
+
+    def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> "ExpertRouting":
+        """This routing with its mask (if any) on ``device``; a span needs no tensor and is returned as is."""
+        if self.mask is None or self.mask.device == torch.device(device):
+            return self
+        return ExpertRouting(span=self.span, mask=self.mask.to(device, non_blocking=non_blocking))
 
     def __call__(self, x: torch.Tensor, vision_fn: Callable, language_fn: Callable) -> torch.Tensor:
         """Apply ``vision_fn`` to vision-expert tokens and ``language_fn`` to the rest of ``x [B, L, D]``."""
@@ -240,6 +254,10 @@ class CogAgentCache:
     and filled in place; without it they grow by concatenation. The cross-attention K/V are computed at prefill
     and never again. The cache also remembers the padding mask and the next position id, so a decode step only
     needs the new token ids.
+
+    Each layer's tensors live on that layer's device (a model split over GPUs). The cache deliberately has no
+    ``.to()``: accelerate's hooks move every argument that has one, which would gather all layers' keys/values
+    onto one device at every step.
     """
 
     def __init__(self, num_layers: int, capacity: Optional[int] = None):
@@ -275,9 +293,63 @@ class CogAgentCache:
 
 @dataclass
 class CogAgentOutput:
-    logits: torch.Tensor  # [B, L, V] float32
+    logits: torch.Tensor  # [B, L, V] float32, on the device of the caller's input_ids
     past_key_values: Optional[CogAgentCache] = None
     hidden_states: Optional[Tuple[torch.Tensor, ...]] = None  # input of each layer, then the final normed state
+
+    def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> "CogAgentOutput":
+        """Logits and hidden states on ``device``; the cache stays where its layers are.
+
+        accelerate's top-level hook (``io_same_device``) calls this to hand the output back on the caller's device;
+        moving the cache would copy every layer's keys/values to one device at every step."""
+        hidden = None if self.hidden_states is None else tuple(
+            h.to(device, non_blocking=non_blocking) for h in self.hidden_states)
+        return CogAgentOutput(logits=self.logits.to(device, non_blocking=non_blocking),
+                              past_key_values=self.past_key_values, hidden_states=hidden)
+
+
+@dataclass
+class LayerInputs:
+    """What every decoder layer of one forward call reads besides the hidden states, built once per call.
+
+    A model may be split over devices (``from_pretrained(device_map=...)``, accelerate's ``dispatch_model``, or a
+    hand-made ``layers[i].to("cuda:1")``). Each layer calls ``.to(its device)``: the copy for a device is made
+    once per call and shared by all layers there, so the rope tables, masks and high-res image features cross
+    each device boundary once, not once per layer. accelerate's hooks call ``.to`` on the arguments that have one,
+    so hooked and unhooked models take the same path.
+    """
+
+    routing: ExpertRouting
+    rope: Tuple[torch.Tensor, torch.Tensor]  # float32 cos, sin [B, L, 1, head_dim]
+    causal: bool = False
+    bias: Optional[torch.Tensor] = None  # additive self-attention mask [B, 1, L, past + L]
+    encoder_outputs: Optional[torch.Tensor] = None  # high-res features [B, Lc, cross_hidden]; prefill only
+    _copies: Dict[torch.device, "LayerInputs"] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the per-token tensors (rope, mask) were built; the image features may live elsewhere."""
+        return self.rope[0].device
+
+    def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> "LayerInputs":
+        """These inputs with every tensor on ``device``; tensors already there are shared, not copied."""
+        device = torch.device(device)
+        copy = self._copies.get(device)
+        if copy is not None:
+            return copy
+
+        def move(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        rope = (move(self.rope[0]), move(self.rope[1]))
+        copy = self._copies.get(rope[0].device)  # "cuda" and "cuda:0" name the same device
+        if copy is None:
+            copy = LayerInputs(routing=self.routing.to(rope[0].device, non_blocking), rope=rope, causal=self.causal,
+                               bias=move(self.bias), encoder_outputs=move(self.encoder_outputs),
+                               _copies=self._copies)
+            self._copies[rope[0].device] = copy
+        self._copies[device] = copy
+        return copy
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,16 +371,19 @@ class VisionExpertAttention(nn.Module):
         self.language_expert_query_key_value = nn.Linear(self.hidden_size, self.hidden_size * 3, bias=False)
         self.language_expert_dense = nn.Linear(self.hidden_size, self.hidden_size, bias=False)
 
-    def forward(self, hidden_states: torch.Tensor, routing: ExpertRouting, rope: Tuple[torch.Tensor, torch.Tensor],
-                causal: bool, bias: Optional[torch.Tensor], cache: Optional[CogAgentCache]) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, inputs: LayerInputs, cache: Optional[CogAgentCache]
+                ) -> torch.Tensor:
+        """``inputs`` on this module's device (the decoder layer moves them)."""
         B, L, _ = hidden_states.shape
+        routing = inputs.routing
         qkv = routing(hidden_states, self.vision_expert_query_key_value, self.language_expert_query_key_value)
         q, k, v = qkv.view(B, L, 3, self.num_heads, self.head_dim).unbind(2)
-        cos, sin = rope
+        cos, sin = inputs.rope
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if cache is not None:
+        if cache is not None:  # this layer's keys/values are created, and stay, on this layer's device
             k, v = cache.update(self.layer_idx, k, v)
-        out = attention(q, k, v, causal=causal, mask=bias, implementation=self.config.attn_implementation)
+        out = attention(q, k, v, causal=inputs.causal, mask=inputs.bias,
+                        implementation=self.config.attn_implementation)
         return routing(out.reshape(B, L, self.hidden_size), self.vision_expert_dense, self.language_expert_dense)
 
 
@@ -354,36 +429,54 @@ class CogAgentDecoderLayer(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.self_attn = VisionExpertAttention(config, layer_idx)
-        self.cross_attn = CrossAttention(config)
+        self.has_cross_attention = not config.is_cogvlm
+        if self.has_cross_attention:
+            self.cross_attn = CrossAttention(config)
         self.mlp = VisionExpertMLP(config)
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_cross_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        if self.has_cross_attention:
+            self.post_cross_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, routing: ExpertRouting, rope: Tuple[torch.Tensor, torch.Tensor], causal: bool,
-                bias: Optional[torch.Tensor], cache: Optional[CogAgentCache],
-                encoder_outputs: Optional[torch.Tensor]) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), routing, rope, causal, bias, cache)
+    def forward(self, x: torch.Tensor, inputs: LayerInputs, cache: Optional[CogAgentCache]) -> torch.Tensor:
+        """One layer. ``x`` and ``inputs`` may come from another device (a model split over GPUs): both are moved to
+        this layer's device first; the layer's cache entries are created here and stay here."""
+        device = self.input_layernorm.weight.device
+        x = x.to(device)
+        inputs = inputs.to(device)
+        x = x + self.self_attn(self.input_layernorm(x), inputs, cache)
+        if not self.has_cross_attention:  # CogVLM
+            return x + self.mlp(self.post_attention_layernorm(x), inputs.routing)
 
         cross_kv = cache.cross[self.layer_idx] if cache is not None else None
         if cross_kv is None:
-            cross_kv = self.cross_attn.project_key_value(encoder_outputs.to(x.device))
+            if inputs.encoder_outputs is None:
+                raise ValueError(f"decoder layer {self.layer_idx} has no cross-attention keys/values: pass "
+                                 f"cross_images with the first call, and the cache it returned afterwards")
+            cross_kv = self.cross_attn.project_key_value(inputs.encoder_outputs)
             if cache is not None:
                 cache.cross[self.layer_idx] = cross_kv
         x = x + self.cross_attn(self.post_cross_attention_layernorm(x), cross_kv)
 
-        return x + self.mlp(self.post_attention_layernorm(x), routing)
+        return x + self.mlp(self.post_attention_layernorm(x), inputs.routing)
+
+
+class CogVLMDecoderLayer(CogAgentDecoderLayer):
+    """CogVLM's layer: the CogAgent layer without cross attention (the config decides; this class only carries the
+    official name, which ``_no_split_modules`` refers to)."""
 
 
 class CogAgentModel(nn.Module):
     def __init__(self, config: CogAgentConfig):
         super().__init__()
         self.config = config
+        layer_cls = CogVLMDecoderLayer if config.is_cogvlm else CogAgentDecoderLayer
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
-        self.layers = nn.ModuleList([CogAgentDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList([layer_cls(config, i) for i in range(config.num_hidden_layers)])
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.vision = EVA2CLIPModel(config)
-        self.cross_vision = CrossVisionModel(config)
+        if not config.is_cogvlm:
+            self.cross_vision = CrossVisionModel(config)
 
     def forward(
         self,
@@ -412,11 +505,25 @@ class CogAgentModel(nn.Module):
         B, L = input_ids.shape
 
         hidden = self.embed_tokens(input_ids.to(device))
-        if past_len == 0:
+        if past_len == 0 and config.is_cogvlm and images is None:
+            # CogVLM without an image: plain text (the official CogVLM allows it, CogAgent cannot)
+            if cross_images is not None:
+                raise ValueError("CogVLM has no high-resolution encoder: do not pass cross_images")
+            if bool((token_type_ids == VISION_TOKEN_TYPE).any()):
+                raise ValueError("token_type_ids mark image tokens but no images were given; pass images "
+                                 f"[B, 3, {config.vision_config.image_size}, {config.vision_config.image_size}] or "
+                                 f"build a text-only prompt (all token types 0)")
+            encoder_outputs = None
+            if position_ids is None:
+                position_ids = build_position_ids(token_type_ids, attention_mask)
+            routing = ExpertRouting()
+        elif past_len == 0:
             # prefill: image features into the image span, high-res image through the cross encoder
             spans, token_types_host = self._check_images(images, cross_images, token_type_ids)
-            self.place_image_features(hidden, self.vision(images).to(dtype), spans)
-            encoder_outputs = self.cross_vision(cross_images).to(dtype)
+            self.place_image_features(hidden, self.vision(images).to(device=device, dtype=dtype), spans)
+            encoder_outputs = None
+            if not config.is_cogvlm:
+                encoder_outputs = self.cross_vision(cross_images).to(dtype)  # moved to each layer's device once
             if position_ids is None:
                 position_ids = build_position_ids(token_type_ids, attention_mask)
             routing = ExpertRouting.from_token_type_ids(token_types_host, device)
@@ -448,21 +555,29 @@ class CogAgentModel(nn.Module):
         if use_cache and cache is None:
             cache = CogAgentCache(config.num_hidden_layers)
         rope = self.layers[0].self_attn.rotary_emb(position_ids)  # the same in every layer: computed once
-
-        all_hidden = () if output_hidden_states else None
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            hidden = layer(hidden, routing, rope, causal, bias, cache, encoder_outputs)
-        hidden = self.norm(hidden)
-        if output_hidden_states:
-            all_hidden += (hidden,)
+        rope = (rope[0].to(device), rope[1].to(device))
+        inputs = LayerInputs(routing=routing, rope=rope, causal=causal, bias=bias, encoder_outputs=encoder_outputs)
+        hidden, all_hidden = self.run_layers(hidden, inputs, cache, output_hidden_states)
 
         if cache is not None:
             cache.length = past_len + L
             cache.attention_mask = attention_mask if has_padding else None
             cache.next_position_ids = position_ids[:, -1:] + 1
         return hidden, cache, all_hidden
+
+    def run_layers(self, hidden: torch.Tensor, inputs: LayerInputs, cache: Optional[CogAgentCache],
+                   output_hidden_states: bool = False) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, ...]]]:
+        """Every decoder layer, then the final norm. Returns the normed hidden states (on the norm's device) and,
+        if asked, each layer's input followed by the normed output."""
+        all_hidden = () if output_hidden_states else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            hidden = layer(hidden, inputs, cache)
+        hidden = self.norm(hidden.to(self.norm.weight.device))
+        if output_hidden_states:
+            all_hidden += (hidden,)
+        return hidden, all_hidden
 
     def _check_tokens(self, input_ids, token_type_ids, attention_mask, images, cache):
         """Validate ids, token types and mask; returns ``token_type_ids, attention_mask, has_padding`` where the mask
@@ -506,6 +621,13 @@ class CogAgentModel(nn.Module):
     def _check_images(self, images, cross_images, token_type_ids):
         """Validate both image tensors against the config and find each row's image span (host copy of types)."""
         config, vc = self.config, self.config.vision_config
+        if config.is_cogvlm:
+            if cross_images is not None:
+                raise ValueError("CogVLM has no high-resolution encoder: pass only images, not cross_images")
+            B = token_type_ids.shape[0]
+            check_image_tensor(images, channels=vc.in_channels, size=vc.image_size, batch=B, what="images")
+            token_types_host = token_type_ids.cpu()
+            return find_image_spans(token_types_host, config.num_vision_tokens), token_types_host
         if images is None or cross_images is None:
             missing = "images and cross_images" if images is None and cross_images is None else (
                 "images" if images is None else "cross_images")
@@ -542,6 +664,10 @@ class CogAgentForCausalLM(nn.Module):
 
     def __init__(self, config: CogAgentConfig):
         super().__init__()
+        expected = getattr(type(self), "_checkpoint_architecture", type(self).__name__)
+        if config.architecture != expected:
+            raise ValueError(f"this config describes {config.architecture}; build it with that class "
+                             f"(cogagent.modeling_cogagent.{config.architecture}), not {type(self).__name__}")
         if config.attn_implementation == "xformers":
             check_implementation("xformers")
         self.config = config
@@ -602,7 +728,8 @@ class CogAgentForCausalLM(nn.Module):
             output_hidden_states=output_hidden_states)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden.to(self.lm_head.weight.device)).float()
+        # logits go back to where the ids came from, wherever lm_head is (a model split over devices)
+        logits = self.lm_head(hidden.to(self.lm_head.weight.device)).float().to(input_ids.device)
         return CogAgentOutput(logits=logits, past_key_values=cache, hidden_states=all_hidden)
 
     def generate(
@@ -675,10 +802,22 @@ class CogAgentForCausalLM(nn.Module):
 
         return _fp(cls, path, dtype=dtype, device=device, device_map=device_map)
 
-    def save_pretrained(self, path) -> None:
+    def save_pretrained(self, path, max_shard_bytes: int = 5 * 2**30) -> List[str]:
+        """Write config.json and the weights in the official layout (``model.safetensors``, or shards of at most
+        ``max_shard_bytes`` plus an index); returns the file names written. See ``cogagent.loading``."""
         from .loading import save_pretrained as _sp
 
-        return _sp(self, path)
+        return _sp(self, path, max_shard_bytes=max_shard_bytes)
+
+
+class CogVLMForCausalLM(CogAgentForCausalLM):
+    """CogVLM (THUDM/cogvlm-chat-hf): the CogAgent decoder without cross attention and without the high-resolution
+    encoder; one 490 px image (35 x 35 patches + BOI + EOI = 1,227 tokens) through the same EVA2-CLIP-E (minus its
+    second ``pos_embed``). Parameter names are the official ones. Images are optional: without them the input is
+    plain text (all token types 0). Calls take no ``cross_images``."""
+
+    _checkpoint_architecture = "CogVLMForCausalLM"
+    _no_split_modules = ["CogVLMDecoderLayer", "TransformerLayer"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -170,3 +170,94 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0, std: float = 0.02
                 tensor.normal_(0.0, std)
     model.save_pretrained(model_dir)
     return root
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A tiny CogAgent that is meant to be *trained* (models/tiny-cogagent-web): a tokenizer fitted to the texts it
+# will read and write, and a config with narrow widths and small images so that CPU training is feasible.
+# ------------------------------------------------------------------------------------------------------------
+def tokenizer_text_from_jsonl(*paths: str | Path, limit: int = 20000) -> str:
+    """The prompt and answer texts of training JSONL files (plus the built-in text), one per line: what a
+    tokenizer for the tiny trained model is fitted on. Digits are split by the trainer (``split_digits``), so
+    coordinates become three digit tokens each, as in Llama's tokenizer."""
+    from .prompts import build_prompt
+
+    lines: list[str] = TRAINING_TEXT.splitlines()
+    seen: set[str] = set()
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for raw in f:
+                if not raw.strip():
+                    continue
+                record = json.loads(raw)
+                for text in (build_prompt(record.get("query", "")), record.get("answer", "")):
+                    for line in str(text).splitlines():
+                        if line.strip() and line not in seen:
+                            seen.add(line)
+                            lines.append(line)
+                if len(seen) >= limit:
+                    break
+    return "\n".join(lines) + "\n"
+
+
+def make_trained_tokenizer(directory: str | Path, text: str, vocab_size: int = 1024) -> Path:
+    """A Llama-style tokenizer directory (same layout as ``make_tiny_llama_tokenizer``) fitted on ``text``;
+    pad = ``<unk>`` as in Vicuna's map, so the image slots get id 0."""
+    return make_tiny_llama_tokenizer(directory, vocab_size=vocab_size, text=text, pad_token="<unk>")
+
+
+def web_config_dict(vocab_size: int, image_size: int = 224, cross_image_size: int = 448, hidden_size: int = 192,
+                    layers: int = 4, heads: int = 4, vision_width: int = 96, vision_layers: int = 3,
+                    cross_width: int = 64, cross_layers: int = 4) -> dict:
+    """config.json of the trainable tiny CogAgent: CogAgent's architecture (EVA-E-style low-res encoder, EVA-L
+    style high-res cross encoder, visual-expert decoder with cross-attention), narrow widths, small images."""
+    patch = 14
+    return {
+        "architectures": ["CogAgentForCausalLM"],
+        "vocab_size": vocab_size, "hidden_size": hidden_size, "num_attention_heads": heads,
+        "num_hidden_layers": layers, "intermediate_size": hidden_size * 8 // 3 // 8 * 8,
+        "cross_hidden_size": cross_width, "cross_compute_hidden_size": cross_width,
+        "cross_image_size": cross_image_size, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
+        "hidden_act": "silu", "initializer_range": 0.02, "template_version": "chat", "pad_token_id": 0,
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False, "use_cache": True,
+        "vision_config": {"dropout_prob": 0.0, "hidden_act": "gelu", "hidden_size": vision_width,
+                          "image_size": image_size, "in_channels": 3, "intermediate_size": vision_width * 4,
+                          "layer_norm_eps": 1e-6, "num_heads": max(1, vision_width // 32),
+                          "num_hidden_layers": vision_layers, "num_positions": (image_size // patch) ** 2 + 1,
+                          "patch_size": patch},
+        "_patched_eva2_clip_l_sizes": {"embed_dim": cross_width, "layers": cross_layers, "width": cross_width,
+                                       "head_width": 32 if cross_width % 32 == 0 else 16,
+                                       "mlp_ratio": 2.6667, "patch_size": patch, "pt_hw_seq_len": 16},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cogagent.tiny web-init``: the tokenizer and config.json a trainable tiny CogAgent starts from."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m cogagent.tiny")
+    sub = ap.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("web-init", help="fit a tokenizer on training JSONL and write a tiny web config.json")
+    init.add_argument("--data", nargs="+", required=True, help="training JSONL file(s)")
+    init.add_argument("--tokenizer-out", required=True)
+    init.add_argument("--config-out", required=True)
+    init.add_argument("--vocab-size", type=int, default=1024)
+    init.add_argument("--image-size", type=int, default=224)
+    init.add_argument("--cross-image-size", type=int, default=448)
+    init.add_argument("--hidden-size", type=int, default=192)
+    init.add_argument("--layers", type=int, default=4)
+    args = ap.parse_args(argv)
+    tok = make_trained_tokenizer(args.tokenizer_out, tokenizer_text_from_jsonl(*args.data), args.vocab_size)
+    import sentencepiece as spm
+
+    pieces = spm.SentencePieceProcessor(model_file=str(tok / "tokenizer.model")).get_piece_size()
+    config = web_config_dict(max(pieces, args.vocab_size), image_size=args.image_size,
+                             cross_image_size=args.cross_image_size, hidden_size=args.hidden_size, layers=args.layers)
+    Path(args.config_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.config_out).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({"tokenizer": str(tok), "pieces": pieces, "config": args.config_out}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ replace the embeddings of the image span (``token_type_ids == 1``) of the prompt
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,23 @@ def check_image_tensor(images: torch.Tensor, *, channels: int, size: int, batch:
         raise ValueError(f"{what} are {h}x{w} pixels, the model takes {size}x{size}; {hint}")
     if batch is not None and b != batch:
         raise ValueError(f"{what} holds {b} images for a batch of {batch} sequences; {hint} (one image per sequence)")
+
+
+def deterministic_buffer(shape: Tuple[int, ...], compute: Callable[..., Dict[str, torch.Tensor]],
+                         name: Optional[str] = None) -> torch.Tensor:
+    """A float32 buffer that is a pure function of the config (a RoPE table), created where factories create
+    tensors now (``torch.device(...)`` context / default device).
+
+    On the meta device it stays empty: computing it there costs nothing useful but runs torch's Python
+    reference kernels (about a second and tens of MB of RSS for the full-size model), and the loader fills it
+    with ``init_deterministic_buffers`` after materialising the model anyway. Anywhere else it is computed
+    right away, so a model built normally is complete.
+    """
+    empty = torch.empty(shape, dtype=torch.float32)
+    if empty.is_meta:
+        return empty
+    values = compute(device=empty.device)
+    return values[name] if name is not None else next(iter(values.values()))
 
 
 class PatchEmbedding(nn.Module):
@@ -98,6 +115,7 @@ class TransformerLayer(nn.Module):
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.input_layernorm.weight.device)  # blocks of a model split over devices hand over here
         x = x + self.input_layernorm(self.attention(x))
         return x + self.post_attention_layernorm(self.mlp(x))
 
@@ -139,17 +157,22 @@ class EVA2CLIPModel(nn.Module):
         self.linear_proj = GLU(config, in_features=vision_config.hidden_size)
         self.boi = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.eoi = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.pos_embed = nn.Parameter(torch.zeros(vision_config.num_patches, vision_config.hidden_size))
+        if config.is_cogvlm:  # CogVLM's encoder has no second position embedding after the transformer
+            self.register_parameter("pos_embed", None)
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(vision_config.num_patches, vision_config.hidden_size))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 3, image_size, image_size]`` (normalized) -> ``[B, num_patches + 2, llm_hidden]``."""
         vc = self.vision_config
         check_image_tensor(images, channels=vc.in_channels, size=vc.image_size, batch=None, what="images")
-        images = images.to(device=self.pos_embed.device, dtype=self.pos_embed.dtype)
+        images = images.to(device=self.boi.device, dtype=self.boi.dtype)
         x = self.patch_embedding(images)
         x = self.transformer(x)
-        x = x[:, 1:]  # drop CLS
-        x = self.linear_proj(x + self.pos_embed.unsqueeze(0))
+        x = x[:, 1:].to(self.boi.device)  # drop CLS; back from the last block's device
+        if self.pos_embed is not None:
+            x = x + self.pos_embed.unsqueeze(0)
+        x = self.linear_proj(x)
         boi = self.boi.expand(x.shape[0], -1, -1)
         eoi = self.eoi.expand(x.shape[0], -1, -1)
         return torch.cat((boi, x, eoi), dim=1)

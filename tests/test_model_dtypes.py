@@ -100,3 +100,20 @@ def test_rope_positions_exact_in_bfloat16():
     cos16, sin16 = rope16(positions)
     assert cos16.dtype == torch.float32
     assert torch.equal(cos16, cos32) and torch.equal(sin16, sin32)
+
+
+def test_eva_rope_keeps_the_activation_dtype():
+    """bf16 activations times the float32 2-D RoPE tables: computed in float32, returned in bf16 (one rounding)."""
+    from cogagent.cross_visual import VisionRotaryEmbeddingFast, rope_2d_tables
+
+    rope = VisionRotaryEmbeddingFast(16, 4, 16)
+    assert rope.freqs_cos.dtype == torch.float32
+    t = torch.randn(2, 16, 3, 16).to(torch.bfloat16)
+    out = rope(t)
+    assert out.dtype == torch.bfloat16 and out.shape == t.shape
+    cos, sin = (x.double()[:, None, :] for x in rope_2d_tables(16, 4, 16))
+    t64 = t.double()
+    rotated = torch.stack((-t64[..., 1::2], t64[..., 0::2]), dim=-1).flatten(-2)  # (x0, x1) -> (-x1, x0)
+    expected = t64 * cos + rotated * sin
+    torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=2 ** -8)
+    assert rope(t.float()).dtype == torch.float32

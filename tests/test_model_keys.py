@@ -133,12 +133,46 @@ def test_from_pretrained_and_save_pretrained_delegate_to_loading(monkeypatch, tm
     fake = types.ModuleType("cogagent.loading")
     fake.from_pretrained = lambda cls, path, dtype=None, device=None, device_map=None: calls.append(
         ("from", cls, path, dtype, device, device_map)) or "model"
-    fake.save_pretrained = lambda model, path: calls.append(("save", model, path))
+    fake.save_pretrained = lambda model, path, max_shard_bytes: calls.append(("save", model, path, max_shard_bytes))
     monkeypatch.setitem(sys.modules, "cogagent.loading", fake)
     assert CogAgentForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device="cpu") == "model"
     model = CogAgentForCausalLM(tiny_config())
     model.save_pretrained(tmp_path)
-    assert calls == [("from", CogAgentForCausalLM, tmp_path, torch.bfloat16, "cpu", None), ("save", model, tmp_path)]
+    model.save_pretrained(tmp_path, max_shard_bytes=1000)
+    assert calls == [("from", CogAgentForCausalLM, tmp_path, torch.bfloat16, "cpu", None),
+                     ("save", model, tmp_path, 5 * 2**30), ("save", model, tmp_path, 1000)]
+
+
+def test_save_pretrained_method_shards_and_loads_back(tmp_path):
+    """The real round trip through the method: max_shard_bytes reaches the writer."""
+    model = CogAgentForCausalLM(tiny_config())
+    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"))
+    written = model.save_pretrained(tmp_path, max_shard_bytes=64 * 1024)
+    shards = sorted(p.name for p in tmp_path.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and "model.safetensors.index.json" in written
+    largest = max(t.numel() * t.element_size() for t in model.state_dict().values())
+    for shard in shards:  # a shard exceeds the limit only when it holds one tensor that alone does
+        size = sum(t.numel() * t.element_size() for t in load_file(tmp_path / shard).values())
+        assert size <= max(64 * 1024, largest)
+    again = CogAgentForCausalLM.from_pretrained(tmp_path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_rope_tables_are_left_empty_on_meta_and_computed_otherwise():
+    """Building on meta computes no table (the loader fills them); building normally gives the exact tables."""
+    with torch.device("meta"):
+        rotary = modeling_cogagent.RotaryEmbedding(128)
+        rope = cross_visual.VisionRotaryEmbeddingFast(64, 80, 16)
+    assert rotary.inv_freq.is_meta and rope.freqs_cos.is_meta and rope.freqs_sin.is_meta
+    assert rotary.inv_freq.shape == (64,) and rope.freqs_cos.shape == rope.freqs_sin.shape == (6400, 64)
+    assert rotary.inv_freq.dtype == rope.freqs_cos.dtype == torch.float32
+    on_cpu = modeling_cogagent.RotaryEmbedding(128)
+    expected = 1.0 / 10000.0 ** (torch.arange(0, 128, 2, dtype=torch.float64) / 128)
+    torch.testing.assert_close(on_cpu.inv_freq.double(), expected, atol=0, rtol=1e-6)
+    cpu_rope = cross_visual.VisionRotaryEmbeddingFast(64, 80, 16)
+    cos, sin = cross_visual.rope_2d_tables(64, 80, 16)
+    assert torch.equal(cpu_rope.freqs_cos, cos) and torch.equal(cpu_rope.freqs_sin, sin)
 
 
 def test_config_round_trip(real_config):
