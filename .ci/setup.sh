@@ -26,10 +26,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch first and pinned: a bare dependency on torch would let pip pick a multi-GB CUDA build on CPU machines.
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check "$TORCH_SPEC"
-log=$(mktemp)
-if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
-  grep -v "is ignored: it is neither" "$log" >&2; echo "[setup] pip install failed" >&2; exit 1
-fi
-rm -f "$log"
+pip_quiet() {  # pip's output only when it fails (a local mirror here prints a warning per package)
+  local log; log=$(mktemp)
+  if ! .venv/bin/pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+    grep -v "is ignored: it is neither" "$log" >&2; echo "[setup] pip install $* failed" >&2; rm -f "$log"; exit 1
+  fi
+  rm -f "$log"
+}
+.venv/bin/python -c "import torch" 2>/dev/null || pip_quiet "$TORCH_SPEC"
+pip_quiet -e '.[test]'
 .venv/bin/python -c "import torch, transformers, playwright, adb_shell; print('[setup] ready: torch', torch.__version__, 'transformers', transformers.__version__)"
