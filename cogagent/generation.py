@@ -22,8 +22,6 @@ from typing import Iterable, Optional, Union
 
 import torch
 
-from .modeling_cogagent import CogAgentCache
-
 __all__ = ["generate", "GenerateOutput", "sample_next_token"]
 
 
@@ -80,10 +78,14 @@ def generate(
     generator: Optional[torch.Generator] = None,
     output_scores: bool = False,
 ) -> Union[torch.Tensor, GenerateOutput]:
-    """Generate up to ``max_new_tokens`` tokens after the prompt; returns ``[B, prompt + new]`` ids.
+    """Greedy (default) or sampled decoding with a KV cache; returns ids ``[B, prompt + new]``.
 
-    ``eos_token_id`` defaults to ``config.eos_token_id`` (pass ``[]`` to never stop early), ``pad_token_id`` to
-    ``config.pad_token_id``. With ``output_scores=True`` returns ``GenerateOutput(sequences, scores)``.
+    This is also ``CogAgentForCausalLM.generate`` (``model`` is then the bound model). Images are encoded and the
+    cross-attention K/V computed once, at prefill. Left-padded batches pass ``attention_mask``. Rows stop at
+    ``eos_token_id`` (default ``config.eos_token_id``; pass ``[]`` to never stop early) and are then filled with
+    ``pad_token_id`` (default ``config.pad_token_id``). ``streamer``: ``put(prompt_ids)``, ``put(new_ids)`` per
+    step, ``end()`` (transformers' ``TextStreamer`` works). With ``output_scores=True`` returns
+    ``GenerateOutput(sequences, scores)``.
     """
     config = model.config
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
@@ -110,7 +112,7 @@ def generate(
     if streamer is not None:
         streamer.put(input_ids.cpu())
 
-    cache = CogAgentCache(config.num_hidden_layers, capacity=total)
+    cache = model.new_cache(capacity=total)
     out = model(input_ids, token_type_ids, attention_mask=attention_mask, images=images, cross_images=cross_images,
                 past_key_values=cache, use_cache=True, logits_to_keep=1)
     device = out.logits.device

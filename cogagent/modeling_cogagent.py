@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import generation
 from .attention import attention, check_implementation
 from .config import CogAgentConfig
 from .cross_visual import CrossVisionModel
@@ -732,38 +733,9 @@ class CogAgentForCausalLM(nn.Module):
         logits = self.lm_head(hidden.to(self.lm_head.weight.device)).float().to(input_ids.device)
         return CogAgentOutput(logits=logits, past_key_values=cache, hidden_states=all_hidden)
 
-    def generate(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        images: Optional[torch.Tensor] = None,
-        cross_images: Optional[torch.Tensor] = None,
-        max_new_tokens: int = 256,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: Optional[int] = None,
-        eos_token_id: Union[None, int, Sequence[int]] = None,
-        pad_token_id: Optional[int] = None,
-        streamer=None,
-        generator: Optional[torch.Generator] = None,
-        output_scores: bool = False,
-    ):
-        """Greedy (default) or sampled decoding with a KV cache; returns ids ``[B, prompt + new]``.
-
-        Images are encoded and the cross-attention K/V computed once, at prefill. Left-padded batches pass
-        ``attention_mask``. Rows stop at ``eos_token_id`` (default ``config.eos_token_id``) and are then filled with
-        ``pad_token_id``. ``streamer``: ``put(prompt_ids)``, ``put(new_ids)`` per step, ``end()`` (transformers'
-        ``TextStreamer`` works). See ``cogagent.generation.generate``.
-        """
-        from .generation import generate as _generate
-
-        return _generate(self, input_ids, token_type_ids, attention_mask=attention_mask, images=images,
-                         cross_images=cross_images, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                         temperature=temperature, top_p=top_p, top_k=top_k, eos_token_id=eos_token_id,
-                         pad_token_id=pad_token_id, streamer=streamer, generator=generator,
-                         output_scores=output_scores)
+    # Greedy or sampled decoding with a KV cache: the function in cogagent/generation.py, bound as a method
+    # (model.generate(input_ids, token_type_ids, ...)); its signature and docstring live there.
+    generate = generation.generate
 
     def new_cache(self, capacity: Optional[int] = None) -> CogAgentCache:
         return CogAgentCache(self.config.num_hidden_layers, capacity)

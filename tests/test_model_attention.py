@@ -1,34 +1,16 @@
 """The attention backends: SDPA, eager and the xformers path (driven on CPU through a stand-in op)."""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from cogagent import CogAgentConfig, CogAgentForCausalLM
 from cogagent import attention as attn_mod
 from cogagent.attention import attention, select_backend, use_xformers_op
 from cogagent.modeling_cogagent import build_attention_bias
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def load_tiny_model(**overrides) -> CogAgentForCausalLM:
-    config = CogAgentConfig.from_dict(json.loads((GOLDEN / "config.json").read_text()), **overrides)
-    model = CogAgentForCausalLM(config).eval()
-    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"), strict=True)
-    return model
+try:
+    from support.golden import CASE_A, CASE_B, CASE_C, _one_thread, load_case, load_tiny_model
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import CASE_A, CASE_B, CASE_C, _one_thread, load_case, load_tiny_model
 
 
 class StandInXformers:
@@ -124,8 +106,8 @@ def test_auto_uses_xformers_only_on_cuda_and_never_for_masks():
 
 def test_whole_model_through_xformers_stand_in_matches_golden():
     op = StandInXformers()
-    case_a = load_file(GOLDEN / "case_a_forward.safetensors")
-    case_b = load_file(GOLDEN / "case_b_generate.safetensors")
+    case_a = load_case(CASE_A)
+    case_b = load_case(CASE_B)
     with use_xformers_op(op):
         model = load_tiny_model(attn_implementation="xformers")
         with torch.no_grad():
@@ -147,7 +129,7 @@ def test_whole_model_through_xformers_stand_in_matches_golden():
 
 def test_eager_model_matches_golden():
     model = load_tiny_model(attn_implementation="eager")
-    case_c = load_file(GOLDEN / "case_c_batch2_leftpad.safetensors")
+    case_c = load_case(CASE_C)
     with torch.no_grad():
         out = model(case_c["input_ids"], case_c["token_type_ids"], attention_mask=case_c["attention_mask"],
                     images=case_c["images"], cross_images=case_c["cross_images"])
@@ -156,7 +138,7 @@ def test_eager_model_matches_golden():
 
 def test_switching_implementation_at_run_time():
     model = load_tiny_model()
-    case_a = load_file(GOLDEN / "case_a_forward.safetensors")
+    case_a = load_case(CASE_A)
     results = {}
     for implementation in ("sdpa", "eager"):
         model.config.attn_implementation = implementation

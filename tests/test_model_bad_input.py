@@ -1,44 +1,24 @@
 """Every bad input is a ValueError that says what is wrong and what to do, never a crash deep in torch."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from cogagent import CogAgentConfig, CogAgentForCausalLM
 from cogagent import modeling_cogagent
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def tiny_config_dict() -> dict:
-    return json.loads((GOLDEN / "config.json").read_text())
-
-
-def load_tiny_model(**overrides) -> CogAgentForCausalLM:
-    model = CogAgentForCausalLM(CogAgentConfig.from_dict(tiny_config_dict(), **overrides)).eval()
-    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"), strict=True)
-    return model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_tiny_model()
+try:
+    from support.golden import (CASE_A, _one_thread, golden_config, golden_config_dict, load_case,
+                                load_tiny_model, model)
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import (CASE_A, _one_thread, golden_config, golden_config_dict, load_case,
+                                      load_tiny_model, model)
 
 
 @pytest.fixture(scope="module")
 def case():
-    return load_file(GOLDEN / "case_a_forward.safetensors")
+    return load_case(CASE_A)
 
 
 def run(model, case, **changes):
@@ -213,7 +193,7 @@ def test_dtype_the_device_cannot_run(monkeypatch, case):
 
 def test_meta_model_cannot_run(case):
     with torch.device("meta"):
-        model = CogAgentForCausalLM(CogAgentConfig.from_dict(tiny_config_dict()))
+        model = CogAgentForCausalLM(golden_config())
     with pytest.raises(ValueError, match="meta device"):
         run(model, case)
 
@@ -229,15 +209,15 @@ def test_config_of_another_architecture(tmp_path):
     with pytest.raises(ValueError, match=r"architectures \['LlamaForCausalLM'\], not CogAgentForCausalLM"):
         CogAgentConfig.from_json_file(path)
     with pytest.raises(ValueError, match="model_type 'llama'"):
-        CogAgentConfig.from_dict({**tiny_config_dict(), "model_type": "llama"})
+        CogAgentConfig.from_dict({**golden_config_dict(), "model_type": "llama"})
 
 
 def test_config_missing_fields(tmp_path):
-    data = tiny_config_dict()
+    data = golden_config_dict()
     del data["vision_config"]
     with pytest.raises(ValueError, match=r"missing required CogAgent field\(s\) \['vision_config'\]"):
         CogAgentConfig.from_dict(data)
-    data = tiny_config_dict()
+    data = golden_config_dict()
     del data["vision_config"]["patch_size"]
     with pytest.raises(ValueError, match=r"vision_config is missing required field\(s\) \['patch_size'\]"):
         CogAgentConfig.from_dict(data)
@@ -256,12 +236,12 @@ def test_config_missing_fields(tmp_path):
     ({"template_version": "chatml"}, "template_version 'chatml'"),
     ({"hidden_act": "relu"}, "hidden_act 'relu' is not supported"),
     ({"eos_token_id": 300}, "eos_token_id 300 is outside the vocabulary"),
-    ({"vision_config": {**tiny_config_dict()["vision_config"], "num_positions": 7}},
+    ({"vision_config": {**golden_config_dict()["vision_config"], "num_positions": 7}},
      r"num_positions 7 must be \(image_size // patch_size\)\*\*2 \+ 1 = 5"),
-    ({"vision_config": {**tiny_config_dict()["vision_config"], "image_size": 30}},
+    ({"vision_config": {**golden_config_dict()["vision_config"], "image_size": 30}},
      "image_size 30 is not a multiple"),
-    ({"vision_config": {**tiny_config_dict()["vision_config"], "colour": 1}}, r"unknown vision_config field"),
+    ({"vision_config": {**golden_config_dict()["vision_config"], "colour": 1}}, r"unknown vision_config field"),
 ])
 def test_inconsistent_configs(change, message):
     with pytest.raises(ValueError, match=message):
-        CogAgentConfig.from_dict({**tiny_config_dict(), **change})
+        CogAgentConfig.from_dict({**golden_config_dict(), **change})

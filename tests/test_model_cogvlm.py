@@ -7,34 +7,27 @@ zero computes exactly what a CogVLM with the remaining weights computes.
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from cogagent import CogAgentConfig, CogAgentForCausalLM
 from cogagent.modeling_cogagent import CogVLMDecoderLayer, CogVLMForCausalLM
 
-DATA = Path(__file__).parent / "data"
-GOLDEN = DATA / "golden"
-COGVLM_CONFIG = DATA / "cogvlm" / "cogvlm-chat-hf.config.json"
+try:
+    from support.golden import GOLDEN, _one_thread, case_a, golden_config, golden_config_dict, golden_weights
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import GOLDEN, _one_thread, case_a, golden_config, golden_config_dict, golden_weights
+
+COGVLM_CONFIG = GOLDEN.parent / "cogvlm" / "cogvlm-chat-hf.config.json"
 # data/cogvlm/README.md: 8 bf16 shards listed on the hub, 4.94 + 4.95 + 4.95 + 4.99 + 4.99 + 4.97 + 4.96 GB + 533 MB
 PUBLISHED_CHECKPOINT_BYTES = 35.283e9
 ROUNDING_BYTES = 0.04e9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_cogvlm_dict() -> dict:
     """The golden tiny CogAgent config with the cross branch removed and CogVLM's architecture name."""
-    raw = json.loads((GOLDEN / "config.json").read_text())
+    raw = golden_config_dict()
     for key in ("cross_hidden_size", "cross_compute_hidden_size", "cross_image_size", "_patched_eva2_clip_l_sizes"):
         raw.pop(key)
     raw["architectures"] = ["CogVLMForCausalLM"]
@@ -47,12 +40,7 @@ def is_cross_key(key: str) -> bool:
 
 @pytest.fixture(scope="module")
 def golden_sd():
-    return load_file(GOLDEN / "weights.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_a():
-    return load_file(GOLDEN / "case_a_forward.safetensors")
+    return golden_weights()
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +53,7 @@ def cogvlm(golden_sd):
 
 @pytest.fixture(scope="module")
 def cogagent_without_cross(golden_sd):
-    config = CogAgentConfig.from_dict(json.loads((GOLDEN / "config.json").read_text()))
-    model = CogAgentForCausalLM(config).eval()
+    model = CogAgentForCausalLM(golden_config()).eval()
     sd = dict(golden_sd)
     for key in sd:
         if key.endswith("cross_attn.dense.weight") or key == "model.vision.pos_embed":

@@ -1,46 +1,19 @@
 """float32, bfloat16 and float16 on CPU; RMSNorm and RoPE stay in float32."""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from cogagent import CogAgentConfig, CogAgentForCausalLM
 from cogagent.modeling_cogagent import RMSNorm, RotaryEmbedding
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def load_tiny_model(dtype=torch.float32) -> CogAgentForCausalLM:
-    config = CogAgentConfig.from_dict(json.loads((GOLDEN / "config.json").read_text()))
-    model = CogAgentForCausalLM(config).eval()
-    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"), strict=True)
-    return model.to(dtype)
-
-
-@pytest.fixture(scope="module")
-def case_a():
-    return load_file(GOLDEN / "case_a_forward.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_c():
-    return load_file(GOLDEN / "case_c_batch2_leftpad.safetensors")
+try:
+    from support.golden import CASE_B, _one_thread, case_a, case_c, load_case, load_tiny_model
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import CASE_B, _one_thread, case_a, case_c, load_case, load_tiny_model
 
 
 @pytest.mark.parametrize("dtype,atol", [(torch.bfloat16, 0.03), (torch.float16, 0.005)])
 def test_half_precision_forward_close_to_golden(dtype, atol, case_a, case_c):
-    model = load_tiny_model(dtype)
+    model = load_tiny_model().to(dtype)
     assert model.dtype == dtype
     with torch.no_grad():
         out = model(case_a["input_ids"], case_a["token_type_ids"], images=case_a["images"],
@@ -57,12 +30,12 @@ def test_half_precision_forward_close_to_golden(dtype, atol, case_a, case_c):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_generate(dtype, case_a, case_c):
-    model = load_tiny_model(dtype)
+    model = load_tiny_model().to(dtype)
     ids = model.generate(case_a["input_ids"], case_a["token_type_ids"], images=case_a["images"],
                          cross_images=case_a["cross_images"], max_new_tokens=8)
     assert ids.shape == (1, 22) and ids.dtype == torch.long
     # greedy ids of the first steps survive half precision on this tiny model (margins >= 4e-3)
-    golden = load_file(GOLDEN / "case_b_generate.safetensors")["generated_ids"]
+    golden = load_case(CASE_B)["generated_ids"]
     assert ids[0, 14:17].tolist() == golden[0, :3].tolist()
     batch = model.generate(case_c["input_ids"], case_c["token_type_ids"], case_c["attention_mask"],
                            images=case_c["images"], cross_images=case_c["cross_images"], max_new_tokens=4)
@@ -70,7 +43,7 @@ def test_half_precision_generate(dtype, case_a, case_c):
 
 
 def test_float32_images_are_cast_to_the_model_dtype(case_a):
-    model = load_tiny_model(torch.bfloat16)
+    model = load_tiny_model().to(torch.bfloat16)
     with torch.no_grad():
         features = model.model.vision(case_a["images"])  # float32 pixels into a bfloat16 encoder
         cross = model.model.cross_vision(case_a["cross_images"].double())

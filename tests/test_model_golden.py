@@ -1,53 +1,21 @@
 """Numerical parity with the official cogagent-chat-hf code on the tiny golden model (tests/data/golden)."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from cogagent import CogAgentConfig, CogAgentForCausalLM
 from cogagent.modeling_cogagent import ExpertRouting, build_position_ids, get_expert_mask
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-ATOL, RTOL = 1e-5, 1e-4
-
-
-def load_tiny_model(**overrides) -> CogAgentForCausalLM:
-    config = CogAgentConfig.from_dict(json.loads((GOLDEN / "config.json").read_text()), **overrides)
-    model = CogAgentForCausalLM(config).eval()
-    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"), strict=True)
-    return model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_tiny_model()
-
-
-@pytest.fixture(scope="module")
-def case_a():
-    return load_file(GOLDEN / "case_a_forward.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_b():
-    return load_file(GOLDEN / "case_b_generate.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_c():
-    return load_file(GOLDEN / "case_c_batch2_leftpad.safetensors")
+try:
+    from support.golden import GOLDEN, case_a, case_b, case_c, close, model
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import GOLDEN, case_a, case_b, case_c, close, model
 
 
 @pytest.fixture(scope="module")
 def manifest():
     return json.loads((GOLDEN / "manifest.json").read_text())
-
-
-def close(actual, expected):
-    torch.testing.assert_close(actual, expected, atol=ATOL, rtol=RTOL)
 
 
 # ------------------------------------------------------------------------------------------ case a: one forward

@@ -14,55 +14,20 @@ This machine has no GPU, so two kinds of evidence stand in for a real two-GPU ru
 What these cannot show (real kernels, real transfers, stream ordering) needs a machine with two GPUs.
 """
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 from accelerate import dispatch_model
-from safetensors.torch import load_file
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from cogagent import CogAgentConfig, CogAgentForCausalLM
+from cogagent import CogAgentForCausalLM
 from cogagent.loading import _skip_weight_init, materialize
 from cogagent.modeling_cogagent import (CogAgentCache, CogAgentOutput, ExpertRouting, LayerInputs,
                                         build_attention_bias, build_position_ids, get_expert_mask)
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-ATOL, RTOL = 1e-5, 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def tiny_config() -> CogAgentConfig:
-    return CogAgentConfig.from_dict(json.loads((GOLDEN / "config.json").read_text()))
-
-
-def load_tiny_model() -> CogAgentForCausalLM:
-    model = CogAgentForCausalLM(tiny_config()).eval()
-    model.load_state_dict(load_file(GOLDEN / "weights.safetensors"), strict=True)
-    return model
-
-
-@pytest.fixture(scope="module")
-def case_a():
-    return load_file(GOLDEN / "case_a_forward.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_b():
-    return load_file(GOLDEN / "case_b_generate.safetensors")
-
-
-@pytest.fixture(scope="module")
-def case_c():
-    return load_file(GOLDEN / "case_c_batch2_leftpad.safetensors")
+try:
+    from support.golden import ATOL, RTOL, _one_thread, case_a, case_b, case_c, golden_config, load_tiny_model
+except ImportError:  # tests/ is itself a package
+    from tests.support.golden import ATOL, RTOL, _one_thread, case_a, case_b, case_c, golden_config, load_tiny_model
 
 
 # ------------------------------------------------------------------------------------ accelerate's hooks, on CPU
@@ -192,7 +157,7 @@ FAKE_GPU_MAP = {"model.embed_tokens": DEV0, "model.layers.0": DEV0, "model.layer
 def fake_split_model():
     """The tiny model with its tensors on fake cuda:0 / cuda:1 (shapes and devices only, no data)."""
     with torch.device("meta"), _skip_weight_init():
-        model = CogAgentForCausalLM(tiny_config()).eval()
+        model = CogAgentForCausalLM(golden_config()).eval()
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     device_map = {k: torch.device(v) for k, v in FAKE_GPU_MAP.items()}
     with mode, torch.no_grad():

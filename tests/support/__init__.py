@@ -1,1 +1,1 @@
-"""Helpers shared by tests (an X server, a Tk event logger); not tests themselves."""
+"""Test helpers shared by several test files: the golden model data, an X server, a Tk event logger, the tiny tokenizer."""
