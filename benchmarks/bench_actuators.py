@@ -11,6 +11,7 @@ pays per step. Figures are medians and 90th percentiles in milliseconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import platform
@@ -186,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {},
     }
     for name in names:
-        try:
-            report["targets"][name] = TARGETS[name](repeats=args.repeats)
+        try:  # libraries that print (python-xlib's xauth warnings) must not break the JSON on stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                report["targets"][name] = TARGETS[name](repeats=args.repeats)
         except Exception as exc:  # one target that cannot run (no phone, no display) does not hide the others
             report["targets"][name] = {"error": f"{type(exc).__name__}: {exc}"}
     text = json.dumps(report, indent=2, ensure_ascii=False)
