@@ -180,6 +180,21 @@ def test_aitw_tap_threshold_is_inclusive_at_0_14() -> None:
     assert not aitw.actions_match(aitw.AitwAction(4, (0.5, 0.5), (0.1, 0.5)), t, ())  # swipe vs tap
 
 
+def test_aitw_swipes_match_by_main_axis_only_as_the_papers_code_does() -> None:
+    up = aitw.AitwAction(4, (0.8, 0.5), (0.2, 0.5))
+    assert aitw.actions_match(aitw.AitwAction(4, (0.2, 0.5), (0.8, 0.5)), up, ())  # down vs up: same axis
+    assert not aitw.actions_match(aitw.AitwAction(4, (0.5, 0.8), (0.5, 0.2)), up, ())  # horizontal vs vertical
+
+
+def test_aitw_grown_boxes_are_clipped_at_the_top_left_like_the_papers_code() -> None:
+    # box y=0.02 h=0.1: top = max(0, 0.02 - 0.07) = 0, height = 0.1 + 0.14 = 0.24 -> covers y 0..0.24
+    # (without the clip it would be -0.05..0.19). The taps below are 0.19 and 0.20 from the truth: box rule only.
+    box = (0.02, 0.5, 0.1, 0.1)
+    truth = aitw.AitwAction(4, (0.05, 0.55), (0.05, 0.55))
+    assert aitw.actions_match(aitw.AitwAction(4, (0.24, 0.55), (0.24, 0.55)), truth, (box,))
+    assert not aitw.actions_match(aitw.AitwAction(4, (0.25, 0.55), (0.25, 0.55)), truth, (box,))
+
+
 def test_aitw_bad_format(tmp_path: Path) -> None:
     f = tmp_path / "a.jsonl"
     _jsonl(f, [{"episode_id": "e", "step_id": 0, "results/action_type": 9}])

@@ -6,11 +6,13 @@ Records use the field names of the published TFRecords, flattened to JSON (one r
 ``results/type_action``, ``image/ui_annotations_positions`` (flat [y, x, h, w, ...] in 0..1), and the
 category (``category`` field, or the top-level key when the file is ``{"general": [[step, ...], ...], ...}``).
 
-Matching follows the paper's ``action_matching`` rules: types must agree; a dual point is a tap when touch
-and lift are within 0.04 of each other, else a swipe; two taps match when both fall in the same UI element
-box (each box grown by 1.4 times its size, centred) or lie within 0.14 of each other (normalised distance);
-two swipes match when they move along the same main axis in the same direction; typed text must match
-exactly (the task states that rule; the paper's code compares types only).
+Matching follows the paper's ``action_matching`` code: types must agree; a dual point is a tap when touch and
+lift are within 0.04 of each other, else a swipe; two taps match when both fall in the same UI element box or
+lie within 0.14 of each other (normalised distance). Each box is grown as that code grows it: its top-left
+moves up and left by 0.7 of its size (not below 0), its size grows by 1.4 times (capped at 1). Two swipes match
+when their main axis (vertical or horizontal) is the same -- the code does not compare the direction along
+the axis, and neither do we, so scores stay comparable with published ones. Typed text must match exactly
+(the task states that rule; the paper's code compares types only).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def is_tap(action: AitwAction) -> bool:
 def _in_box(yx: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
     y, x, h, w = box
     dh, dw = BOX_AUGMENT * h, BOX_AUGMENT * w
-    top, left, height, width = y - dh / 2, x - dw / 2, h + dh, w + dw
+    top, left = max(0.0, y - dh / 2), max(0.0, x - dw / 2)
+    height, width = min(1.0, h + dh), min(1.0, w + dw)
     return top <= yx[0] <= top + height and left <= yx[1] <= left + width
 
 
@@ -105,8 +108,9 @@ def actions_match(pred: AitwAction, truth: AitwAction, boxes: tuple[tuple[float,
         return math.dist(pred.touch, truth.touch) <= TAP_DISTANCE
     dp = (pred.lift[0] - pred.touch[0], pred.lift[1] - pred.touch[1])
     dt = (truth.lift[0] - truth.touch[0], truth.lift[1] - truth.touch[1])
+    # argmax over (|dy|, |dx|): ties go to the vertical axis, as numpy's argmax picks the first maximum
     axis_p, axis_t = int(abs(dp[1]) > abs(dp[0])), int(abs(dt[1]) > abs(dt[0]))
-    return axis_p == axis_t and (dp[axis_p] > 0) == (dt[axis_t] > 0)
+    return axis_p == axis_t
 
 
 def action_from_model(text: str) -> AitwAction | None:
