@@ -153,7 +153,7 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0, std: float = 0.02
     from .modeling_cogagent import CogAgentForCausalLM
 
     root = Path(directory)
-    tok_dir = make_tiny_llama_tokenizer(root / "tokenizer")
+    make_tiny_llama_tokenizer(root / "tokenizer")
     vocab = sentencepiece_processor().get_piece_size()
     wanted = tiny_config_dict(vocab_size=max(vocab, 320), **config)
     model_dir = root / "model"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -18,12 +17,13 @@ from rich.console import Console
 from actuators.base import ActuatorError
 
 from .config import ConfigError, load_config
+from .policies import PolicyError
 from .store import EpisodeError
 
 console = Console(stderr=True, highlight=False)
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ActuatorError, ConfigError, EpisodeError, FileNotFoundError,
-                                                 ValueError, PermissionError)  # DatasetFormatError is a ValueError
+                                                 PolicyError, ValueError, PermissionError)  # DatasetFormatError is a ValueError
 
 
 def _add_policy_args(p: argparse.ArgumentParser) -> None:
@@ -138,19 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         return 2
-    except Exception as exc:  # a policy or target that failed in a way the loop could not record
-        from .policies import PolicyError  # noqa: PLC0415
-
-        if isinstance(exc, PolicyError):
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-            return 2
-        raise
 
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
     sys.stdout.flush()
-
-
-def path_arg(value: str) -> Path:
-    return Path(value).expanduser()

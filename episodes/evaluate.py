@@ -10,6 +10,7 @@ crashes marks that episode failed with the reason and goes on with the next.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import threading
@@ -74,8 +75,7 @@ def run_one(task: str, run: int, policy_factory: PolicyFactory, out_dir: Path, l
         policy = policy_factory(env)
         writer = EpisodeWriter.create(out_dir, env.instruction, env={"kind": task, "run": run},
                                       policy=policy.describe(), config={"loop": asdict(loop)})
-        budget = LoopConfig(min(loop.max_steps, env.max_steps), loop.max_seconds, loop.step_timeout_s,
-                            loop.parse_retries)
+        budget = dataclasses.replace(loop, max_steps=min(loop.max_steps, env.max_steps))
         gate = Gate("never", confirmer=ApproveAll())  # asked and logged; nobody is there to answer
         result = run_episode(policy, actuator, env.instruction, writer, budget, gate, done_check=env.is_successful)
         success = env.is_successful()

@@ -20,7 +20,7 @@ from actuators.base import ActuatorError, Outcome
 from cogagent.grammar import ModelTurn, ParseError, format as format_turn
 from .annotate import annotate_step
 from .convert import ConversionError, Converted, operation_to_action
-from .gate import Decision, Gate
+from .gate import Gate
 from .policies import HistoryItem, Policy, PolicyError, PolicyReply
 from .store import Episode, EpisodeWriter
 
@@ -95,9 +95,12 @@ def _operation_text(turn: ModelTurn) -> str:
         return ""
 
 
-def _history_from(steps: list[dict[str, Any]]) -> list[HistoryItem]:
-    return [HistoryItem(s.get("query", ""), s.get("raw_text") or "", s.get("operation_text", ""))
-            for s in steps if s.get("status") in ("acted", "skipped", "takeover", "action_failed")]
+HISTORY_STATUSES = ("acted", "skipped", "takeover", "action_failed")
+"""Steps the model took a turn in that the next prompt should know about."""
+
+
+def _history_item(step: dict[str, Any]) -> HistoryItem:
+    return HistoryItem(step.get("query", ""), step.get("raw_text") or "", step.get("operation_text", ""))
 
 
 def run_episode(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter, config: LoopConfig,
@@ -109,9 +112,8 @@ def run_episode(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter,
     is done, and it -- not the agent's claim -- decides whether an ended episode succeeded.
     """
     gate = gate or Gate("never")
-    history = _history_from(writer.steps)
+    history = [_history_item(s) for s in writer.steps if s.get("status") in HISTORY_STATUSES]
     started = time.monotonic()
-    status, reason = "running", None
 
     def finish(final: str, why: str | None) -> EpisodeResult:
         writer.finish(final, why)
@@ -137,8 +139,8 @@ def run_episode(policy: Policy, actuator: Any, task: str, writer: EpisodeWriter,
                 reasons = {"parse_failed": "failed", "policy_error": "error", "policy_timeout": "timeout",
                            "stopped": "stopped", "target_error": "error"}
                 return finish(reasons[status], step.get("error"))
-            if status in ("acted", "skipped", "takeover", "action_failed"):
-                history.append(HistoryItem(step["query"], step["raw_text"] or "", step.get("operation_text", "")))
+            if status in HISTORY_STATUSES:
+                history.append(_history_item(step))
                 if done_check is not None and done_check():
                     return finish("success", "the environment reports the task done")
     except KeyboardInterrupt:
