@@ -53,6 +53,7 @@ from vision.geometry import ground
 from vision.preprocess import load_rgb, resize_square, to_normalized_tensor
 
 from .config import CogAgentConfig
+from .dense_grounding import DenseGroundingHead, DenseTargets, Element, check_elements, dense_loss
 from .grammar import ParseError, parse
 from .modeling_cogagent import CogAgentForCausalLM
 from .prompts import IGNORE_INDEX, build_inputs, collate, layout_from_config
@@ -85,6 +86,7 @@ class Example:
     query: str
     answer: str
     history: Tuple[Tuple[str, str], ...] = ()
+    elements: Optional[Tuple[Element, ...]] = None  # every widget on the screen, for --dense-weight
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,12 @@ def _check_record(record: Any, base: Path) -> Tuple[Optional[Example], Optional[
     turn = parse(record["answer"])
     if isinstance(turn, ParseError):
         return None, f"answer does not parse in the CogAgent grammar: {turn}"
-    return Example(0, image, record["query"], record["answer"], tuple((q, a) for q, a in history)), None
+    elements = None
+    if record.get("elements") is not None:
+        elements, reason = check_elements(record["elements"])
+        if elements is None:
+            return None, reason
+    return Example(0, image, record["query"], record["answer"], tuple((q, a) for q, a in history), elements), None
 
 
 def load_jsonl(path: str | os.PathLike[str], on_bad_line: str = "fail") -> Tuple[List[Example], List[BadLine]]:
@@ -146,7 +153,8 @@ def load_jsonl(path: str | os.PathLike[str], on_bad_line: str = "fail") -> Tuple
                 logger.warning("skipping %s", problem)
                 bad.append(problem)
                 continue
-            examples.append(Example(number, example.image, example.query, example.answer, example.history))
+            examples.append(Example(number, example.image, example.query, example.answer, example.history,
+                                    example.elements))
     if not examples:
         raise DataError(f"{path} holds no usable example ({len(bad)} bad line(s))")
     return examples, bad
@@ -252,6 +260,9 @@ class TrainConfig:
     eval_only: bool = False
     progress: bool = True
     cache_images: bool = True
+    dense_weight: float = 0.0  # weight of the dense grounding loss (cogagent.dense_grounding); 0: off
+    dense_background_weight: float = 0.1
+    group_by_image: bool = False  # micro-batches of few screenshots, each encoded once (SharedImages)
 
     def check(self) -> None:
         need = lambda cond, msg: None if cond else (_ for _ in ()).throw(TrainError(msg))  # noqa: E731
@@ -268,6 +279,8 @@ class TrainConfig:
             need(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         need(self.epochs > 0 or (self.max_steps or 0) > 0, "--epochs or --max-steps must be positive")
         need(self.lr > 0, "--lr must be positive")
+        need(self.dense_weight >= 0 and self.dense_background_weight >= 0,
+             "--dense-weight and --dense-background-weight must be >= 0")
 
 
 # ======================================================================================================== model
@@ -354,17 +367,31 @@ class TrainerState:
     log: List[Dict[str, float]] = field(default_factory=list)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> List[int]:
+def _epoch_order(n: int, seed: int, epoch: int, groups: Optional[Sequence[Any]] = None) -> List[int]:
+    """A random permutation of the examples; with ``groups`` (one key per example, e.g. its screenshot), the
+    groups come in random order with each group's examples together (and shuffled), so a micro-batch spans few
+    screenshots and :class:`SharedImages` encodes each of them once."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).tolist()
+    if groups is None:
+        return torch.randperm(n, generator=g).tolist()
+    members: Dict[Any, List[int]] = {}
+    for index, key in enumerate(groups):
+        members.setdefault(key, []).append(index)
+    keys = list(members)
+    order: List[int] = []
+    for k in torch.randperm(len(keys), generator=g).tolist():
+        inside = members[keys[k]]
+        order += [inside[i] for i in torch.randperm(len(inside), generator=g).tolist()]
+    return order
 
 
-def batches_from(state: TrainerState, n: int, batch_size: int, seed: int) -> Iterator[List[int]]:
+def batches_from(state: TrainerState, n: int, batch_size: int, seed: int,
+                 groups: Optional[Sequence[Any]] = None) -> Iterator[List[int]]:
     """Micro-batches of example indices, epoch after epoch, starting where ``state`` says; each epoch's order
     comes from (seed, epoch) alone, so a resumed run sees exactly the batches the uninterrupted run would."""
     per_epoch = math.ceil(n / batch_size)
     while True:
-        order = _epoch_order(n, seed, state.epoch)
+        order = _epoch_order(n, seed, state.epoch, groups)
         while state.position < per_epoch:
             index = state.position
             state.position += 1
@@ -390,7 +417,7 @@ def find_latest_checkpoint(out: Path) -> Optional[Path]:
 
 
 def save_checkpoint(out: Path, model: CogAgentForCausalLM, optimizer, scheduler, state: TrainerState,
-                    cfg: TrainConfig) -> Path:
+                    cfg: TrainConfig, dense: Optional["DenseSupervision"] = None) -> Path:
     """Write ``OUT/checkpoint-NNNNNN`` atomically (a temporary directory renamed at the end), then drop the
     oldest beyond ``keep_checkpoints``."""
     from safetensors.torch import save_file
@@ -406,7 +433,8 @@ def save_checkpoint(out: Path, model: CogAgentForCausalLM, optimizer, scheduler,
             {"peft_type": "LORA", "r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
              "target_modules": list(cfg.lora_targets), "base_model": cfg.model}, indent=1), encoding="utf-8")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, tmp / "training_state.pt")
+                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+                "dense_head": dense.head.state_dict() if dense else None}, tmp / "training_state.pt")
     (tmp / "trainer_state.json").write_text(json.dumps(
         {"state": asdict(state), "config": asdict(cfg)}, indent=1, default=str), encoding="utf-8")
     if final.exists():
@@ -509,6 +537,95 @@ def build_model(cfg: TrainConfig, resume_dir: Optional[Path], device: torch.devi
     return CogAgentForCausalLM(config).to(device)
 
 
+class SharedImages:
+    """Encodes each distinct screenshot of a micro-batch once. Examples of one page share a screenshot, and the
+    high-resolution encoder is most of a tiny model's step (about 65 % at 448 px); hooks on both encoders run
+    them on the distinct images and index the result back to one row per example, so gradients still flow from
+    every example (indexing sums them). Training only; the model's code is untouched."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.first: Optional[torch.Tensor] = None
+        self.inverse: Optional[torch.Tensor] = None
+        for name, module in model.named_modules():
+            if name.endswith("model.vision") or name.endswith("cross_vision"):
+                module.register_forward_pre_hook(self._unique)
+                module.register_forward_hook(self._expand)
+
+    def set_batch(self, images: Sequence[Path], device: torch.device) -> None:
+        seen: Dict[Path, int] = {}
+        first, inverse = [], []
+        for row, image in enumerate(images):
+            if image not in seen:
+                seen[image] = len(first)
+                first.append(row)
+            inverse.append(seen[image])
+        self.first = torch.tensor(first, device=device)
+        self.inverse = torch.tensor(inverse, device=device)
+
+    def _unique(self, _module, args):
+        if self.first is None or args[0].shape[0] != self.inverse.shape[0]:
+            return None
+        return (args[0].index_select(0, self.first.to(args[0].device)),) + tuple(args[1:])
+
+    def _expand(self, _module, _args, output):
+        if self.first is None or output.shape[0] != self.first.shape[0]:
+            return None
+        return output.index_select(0, self.inverse.to(output.device))
+
+
+class DenseSupervision:
+    """The dense grounding loss wired to a model: a hook keeps the cross encoder's output of the current forward
+    pass, and :meth:`loss` scores it against each example's ``elements`` (see ``cogagent.dense_grounding``)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, builder: SampleBuilder, cfg: TrainConfig,
+                 device: torch.device) -> None:
+        encoders = [m for name, m in model.named_modules() if name.endswith("cross_vision")]
+        if not encoders:
+            raise TrainError("--dense-weight needs a CogAgent with a high-resolution (cross) encoder; this model "
+                             "has none (CogVLM)")
+        config = builder.config
+        self.builder = builder
+        self.cfg = cfg
+        self.features: Optional[torch.Tensor] = None
+        encoders[0].register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+        self.embeddings = next(m for name, m in model.named_modules() if name.endswith("embed_tokens")).weight
+        self.head = DenseGroundingHead(config.cross_hidden_size, config.hidden_size).to(device)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self.tokenizer = tokenizer
+        self.background_id = pad if isinstance(pad, int) else config.pad_token_id
+        self.targets: Optional[DenseTargets] = None
+        self._cache: Dict[Path, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _targets(self, example: Example, grid: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        hit = self._cache.get(example.image)
+        if hit is None:
+            if self.targets is None:
+                self.targets = DenseTargets(self.tokenizer, grid, self.embeddings.shape[0], self.background_id)
+            hit = self.targets.build(example.elements or (), self.builder.image_size(example.image))
+            # soft targets are mostly zeros; keep them sparse in the cache (many screenshots, 1024 x V each)
+            hit = (hit[0].to_sparse(), hit[1])
+            self._cache[example.image] = hit
+        return hit[0].to_dense(), hit[1]
+
+    def loss(self, examples: Sequence[Example]) -> Optional[torch.Tensor]:
+        """The dense loss of the forward pass just run, over the examples that carry ``elements``."""
+        features, self.features = self.features, None
+        seen: set = set()
+        rows = []
+        for i, e in enumerate(examples):  # one row per screenshot: its elements and features are the same
+            if e.elements is not None and e.image not in seen:
+                seen.add(e.image)
+                rows.append(i)
+        if features is None or not rows:
+            return None
+        grid = int(round(math.sqrt(features.shape[1])))
+        pairs = [self._targets(examples[i], grid) for i in rows]
+        targets = torch.stack([t for t, _ in pairs])
+        is_element = torch.stack([m for _, m in pairs])
+        logits = self.head(features[rows], self.embeddings)
+        return dense_loss(logits, targets, is_element, self.cfg.dense_background_weight)
+
+
 def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], None]] = None) -> Dict[str, Any]:
     """Run training (and the held-out evaluation) as ``cfg`` says; returns a summary dict.
 
@@ -552,7 +669,9 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                 raise TrainError(f"{resume_dir}: adapter keys that this model lacks: {missing.unexpected_keys[:5]}")
     model.train()
     builder = SampleBuilder(tokenizer, model.config, cfg.cache_images)
-    params = [p for p in model.parameters() if p.requires_grad]
+    shared = SharedImages(model) if cfg.group_by_image else None  # its hooks first: the dense hook sees every row
+    dense = DenseSupervision(model, tokenizer, builder, cfg, device) if cfg.dense_weight > 0 else None
+    params = [p for p in model.parameters() if p.requires_grad] + (list(dense.head.parameters()) if dense else [])
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -572,31 +691,44 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
         scheduler.load_state_dict(blob["scheduler"])
         torch.set_rng_state(blob["torch_rng"])
         random.setstate(blob["python_rng"])
+        if dense is not None and blob.get("dense_head"):
+            dense.head.load_state_dict(blob["dense_head"])
     else:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
     amp = resolve_amp_dtype(cfg.dtype, device)
     log_file = out / "train_log.jsonl"
-    batches = batches_from(state, len(examples), cfg.batch_size, cfg.seed)
+    batches = batches_from(state, len(examples), cfg.batch_size, cfg.seed,
+                           [e.image for e in examples] if cfg.group_by_image else None)
     started = time.perf_counter() - state.elapsed_s
     interrupted = False
     window: List[float] = []
+    dense_window: List[float] = []
     last_checkpoint: Optional[Path] = None
 
     with _progress(cfg.progress) as progress:
         bar = progress.add_task("train", total=total, completed=state.step, loss="-", lr="-")
         try:
             while state.step < total:
-                step_loss = 0.0
+                step_loss = step_dense = 0.0
                 for _ in range(cfg.grad_accum):
                     indices = next(batches)
-                    batch = builder.batch([examples[i] for i in indices])
+                    chosen = [examples[i] for i in indices]
+                    batch = builder.batch(chosen)
                     batch = {k: v.to(device) for k, v in batch.items()}
                     labels = batch.pop("labels")
+                    if shared is not None:
+                        shared.set_batch([e.image for e in chosen], device)
                     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                         logits = model(**batch).logits
                     loss = causal_lm_loss(logits, labels)
-                    (loss / cfg.grad_accum).backward()
+                    total_loss = loss
+                    if dense is not None:
+                        extra = dense.loss(chosen)
+                        if extra is not None:
+                            total_loss = loss + cfg.dense_weight * extra
+                            step_dense += extra.item() / cfg.grad_accum
+                    (total_loss / cfg.grad_accum).backward()
                     step_loss += loss.item() / cfg.grad_accum
                     state.examples_seen += len(indices)
                 if cfg.max_grad_norm:
@@ -606,24 +738,28 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
                 window.append(step_loss)
+                dense_window.append(step_dense)
                 lr = scheduler.get_last_lr()[0]
                 progress.update(bar, advance=1, loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
                 if state.step % cfg.log_every == 0 or state.step == total:
                     entry = {"step": state.step, "loss": round(sum(window) / len(window), 5), "lr": lr,
                              "examples": state.examples_seen, "elapsed_s": round(time.perf_counter() - started, 1)}
+                    if dense is not None:
+                        entry["dense_loss"] = round(sum(dense_window) / len(dense_window), 5)
                     state.log.append(entry)
                     with open(log_file, "a", encoding="utf-8") as f:
                         f.write(json.dumps(entry) + "\n")
                     window.clear()
+                    dense_window.clear()
                 state.elapsed_s = time.perf_counter() - started
                 if on_step:
                     on_step(state, step_loss)
                 if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total:
-                    last_checkpoint = save_checkpoint(out, model, optimizer, scheduler, state, cfg)
+                    last_checkpoint = save_checkpoint(out, model, optimizer, scheduler, state, cfg, dense)
         except KeyboardInterrupt:
             interrupted = True
     state.elapsed_s = time.perf_counter() - started
-    last_checkpoint = save_checkpoint(out, model, optimizer, scheduler, state, cfg)
+    last_checkpoint = save_checkpoint(out, model, optimizer, scheduler, state, cfg, dense)
     summary: Dict[str, Any] = {"steps": state.step, "total_steps": total, "examples_seen": state.examples_seen,
                                "seconds": round(state.elapsed_s, 1), "checkpoint": str(last_checkpoint),
                                "bad_lines": [str(b) for b in bad], "interrupted": interrupted,
@@ -696,6 +832,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
     ap.add_argument("--eval-only", action="store_true", help="only run the held-out evaluation of --model")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-image-cache", action="store_true", help="re-read screenshots every time (less memory)")
+    ap.add_argument("--dense-weight", type=float, default=d.dense_weight,
+                    help="weight of the dense grounding loss on lines that carry 'elements' (0: off); see "
+                         "cogagent.dense_grounding")
+    ap.add_argument("--dense-background-weight", type=float, default=d.dense_background_weight,
+                    help="weight of patches that show no widget in the dense loss")
+    ap.add_argument("--group-by-image", action="store_true",
+                    help="batch examples of the same screenshot together and encode each screenshot once")
     a = ap.parse_args(argv)
     return TrainConfig(
         train=a.train, val=a.val, out=a.out, model=a.model, init_config=a.init_config, init_seed=a.init_seed,
@@ -706,7 +849,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         max_grad_norm=a.max_grad_norm, dtype=a.dtype, device=a.device, threads=a.threads or None, seed=a.seed,
         save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, resume=a.resume, log_every=a.log_every,
         on_bad_line=a.on_bad_line, eval_limit=a.eval_limit, eval_max_new_tokens=a.eval_max_new_tokens,
-        eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache)
+        eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache,
+        dense_weight=a.dense_weight, dense_background_weight=a.dense_background_weight,
+        group_by_image=a.group_by_image)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

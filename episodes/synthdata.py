@@ -141,10 +141,11 @@ class Page:
 class PageMaker:
     """Random pages from the site's widgets; deterministic for a given ``random.Random``."""
 
-    def __init__(self, rng: random.Random, css: str) -> None:
+    def __init__(self, rng: random.Random, css: str, all_targets: bool = False) -> None:
         self.rng = rng
         self.css = css
         self.count = 0
+        self.all_targets = all_targets  # a single-step target per widget, not one to three per page
 
     def _id(self) -> str:
         self.count += 1
@@ -261,7 +262,8 @@ class PageMaker:
                f"</head><body>{''.join(body)}<script>{CLICK_SCRIPT}</script></body></html>")
         task, instruction = self.task(inner or widgets)
         extra = []
-        for w in r.sample(widgets, k=min(len(widgets), r.randint(1, 3))):
+        k = len(widgets) if self.all_targets else min(len(widgets), r.randint(1, 3))
+        for w in r.sample(widgets, k=k):
             step = self.step_for(w)
             extra.append((self.single_instruction(step), step))
         return Page(doc, widgets, task, instruction, extra)
@@ -367,6 +369,16 @@ class Renderer:
     def screenshot(self, path: Path) -> None:
         self.page.screenshot(path=str(path))
 
+    def boxes(self) -> dict[str, tuple[float, float, float, float]]:
+        """Every widget's CSS box (``data-w`` -> x1, y1, x2, y2) in one round trip, wholly-visible ones only."""
+        rects = self.page.evaluate(
+            "() => Array.from(document.querySelectorAll('[data-w]')).map(e => {"
+            " const r = e.getBoundingClientRect(); return [e.getAttribute('data-w'), r.left, r.top, r.right,"
+            " r.bottom]; })")
+        w, h = self.viewport
+        return {wid: (x1, y1, x2, y2) for wid, x1, y1, x2, y2 in rects
+                if x2 - x1 >= 2 and y2 - y1 >= 2 and x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h}
+
     def close(self) -> None:
         try:
             self.browser.close()
@@ -380,16 +392,27 @@ def pixel_box(css_box: tuple[float, float, float, float]) -> tuple[int, int, int
     return (int(round(x1)), int(round(y1)), int(round(x2)) - 1, int(round(y2)) - 1)
 
 
+def screen_elements(renderer: Renderer, page: Page) -> list[dict[str, Any]]:
+    """What is on the screen now: every wholly visible widget's kind (as the grammar names it), label and pixel
+    box. Training can supervise the encoders densely with it (``cogagent.train --dense-weight``): each patch
+    learns which widget it shows, not only the one patch the answer names."""
+    by_id = {w.wid: w for w in page.widgets}
+    return [{"kind": ROLE[by_id[wid].kind], "label": by_id[wid].label, "box_px": list(pixel_box(css))}
+            for wid, css in renderer.boxes().items() if wid in by_id]
+
+
 def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> list[dict[str, Any]]:
     """Render one page, perform its task step by step, and return its examples (image paths relative to
-    ``out_dir``). Steps whose element is not wholly on screen are dropped (the task stops there)."""
+    ``out_dir``), each with the ``elements`` on its screen. Steps whose element is not wholly on screen are
+    dropped (the task stops there)."""
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     size = renderer.viewport
     renderer.load(page.html)
     examples: list[dict[str, Any]] = []
 
-    def example(image: str, instruction: str, step: Step, history: list[list[str]]) -> dict[str, Any] | None:
+    def example(image: str, instruction: str, step: Step, history: list[list[str]],
+                elements: list[dict[str, Any]]) -> dict[str, Any] | None:
         css = renderer.box(step.widget.wid)
         if css is None:
             return None
@@ -397,15 +420,16 @@ def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> lis
         answer = format_answer(step, box_to_norm(px, size))
         return {"image": image, "query": agent_query(instruction), "answer": answer, "history": history,
                 "target": {"id": step.widget.wid, "kind": step.widget.kind, "verb": step.verb, "box_px": list(px),
-                           "page": name}}
+                           "page": name}, "elements": elements}
 
     pages = out_dir / "pages"
     pages.mkdir(parents=True, exist_ok=True)
     (pages / f"{name}.html").write_text(page.html, encoding="utf-8")  # to re-render and check the boxes later
     first = f"images/{name}-0.png"
     renderer.screenshot(out_dir / first)
+    elements = screen_elements(renderer, page)
     for instruction, step in page.extra:
-        ex = example(first, instruction, step, [])
+        ex = example(first, instruction, step, [], elements)
         if ex:
             examples.append(ex)
     history: list[list[str]] = []
@@ -414,7 +438,8 @@ def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> lis
         if index:
             image = f"images/{name}-{index}.png"
             renderer.screenshot(out_dir / image)
-        ex = example(image, page.instruction, step, [list(h) for h in history])
+            elements = screen_elements(renderer, page)
+        ex = example(image, page.instruction, step, [list(h) for h in history], elements)
         if ex is None:
             break
         examples.append(ex)
@@ -425,7 +450,7 @@ def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> lis
 
 
 def generate(out: str | Path, n: int, seed: int = 0, val_fraction: float = 0.1,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, all_targets: bool = False) -> dict[str, Any]:
     """Write ``n`` random pages' examples under ``out`` (see the module docstring); returns the meta dict."""
     if n <= 0:
         raise ValueError(f"--n must be a positive number of pages, got {n}")
@@ -434,7 +459,7 @@ def generate(out: str | Path, n: int, seed: int = 0, val_fraction: float = 0.1,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    maker = PageMaker(rng, SITE_CSS.read_text(encoding="utf-8"))
+    maker = PageMaker(rng, SITE_CSS.read_text(encoding="utf-8"), all_targets)
     n_val = int(round(n * val_fraction)) if n > 1 else 0
     val_pages = set(rng.sample(range(n), k=n_val))
     counts = {"train": 0, "val": 0}
@@ -454,7 +479,8 @@ def generate(out: str | Path, n: int, seed: int = 0, val_fraction: float = 0.1,
                           file=sys.stderr, flush=True)
     finally:
         renderer.close()
-    meta = {"pages": n, "seed": seed, "val_fraction": val_fraction, "val_pages": n_val, "examples": counts,
+    meta = {"pages": n, "seed": seed, "val_fraction": val_fraction, "val_pages": n_val, "all_targets": all_targets,
+            "examples": counts,
             "viewport": list(VIEWPORT), "seconds": round(time.perf_counter() - t0, 1)}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return meta
@@ -473,10 +499,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True, help="number of random pages to render")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.1, help="share of pages held out for val.jsonl")
+    ap.add_argument("--all-targets", action="store_true",
+                    help="a single-step example for every widget of each page (dense grounding data)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
-        meta = generate(args.out, args.n, args.seed, args.val_fraction, progress=not args.quiet)
+        meta = generate(args.out, args.n, args.seed, args.val_fraction, progress=not args.quiet,
+                        all_targets=args.all_targets)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,3 +107,38 @@ def test_cli_rejects_bad_arguments(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "episodes.synthdata", "--out", str(tmp_path / "x"), *args],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_elements_list_every_visible_widget_with_its_live_box(dataset, browser_page):
+    out, _, rows = dataset
+    for row in rows:
+        elements = row["elements"]
+        assert elements, row["image"]
+        target = [e for e in elements if e["box_px"] == row["target"]["box_px"]]
+        assert target and target[0]["kind"] == synthdata.ROLE[row["target"]["kind"]]
+        assert f"[{target[0]['kind']}] {target[0]['label']} ->" in row["answer"]
+    first = next(r for r in rows if not r["history"])
+    html = (out / "pages" / f"{first['target']['page']}.html").read_text(encoding="utf-8")
+    browser_page.set_content(html, wait_until="load")
+    for element in first["elements"]:  # each box's centre is on a widget of that name
+        x1, y1, x2, y2 = element["box_px"]
+        hit = browser_page.evaluate(
+            "([x, y]) => { const e = document.elementFromPoint(x, y); const w = e && e.closest('[data-w]');"
+            " return w ? (w.getAttribute('aria-label') || (w.labels && w.labels[0] && w.labels[0].textContent)"
+            " || w.textContent) : null; }", [(x1 + x2) / 2, (y1 + y2) / 2])
+        assert hit is not None and element["label"] in hit, (element, hit)
+
+
+def test_all_targets_gives_one_example_per_widget_of_the_first_screen(tmp_path):
+    # through the CLI, in its own process (a module fixture already runs Playwright's sync API in this one)
+    proc = subprocess.run([sys.executable, "-m", "episodes.synthdata", "--out", str(tmp_path), "--n", "2", "--seed",
+                           "5", "--val-fraction", "0", "--all-targets", "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout)
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert meta["all_targets"] is True
+    for page in {r["target"]["page"] for r in rows}:
+        first = [r for r in rows if r["target"]["page"] == page and r["image"].endswith("-0.png")]
+        single = {r["target"]["id"] for r in first if not r["history"]}
+        assert len(single) >= len(first[0]["elements"])  # every visible widget is a target at least once
