@@ -79,7 +79,8 @@ def make(task: str, **options: Any) -> WebEnvironment:
     return WebEnvironment(WEB_TASKS[task], **options)
 
 
-ROLE_BY_TAG = {"input": "textbox", "textarea": "textbox", "select": "combobox", "a": "link", "button": "button"}
+ROLE_BY_TAG = {"input": "textbox", "textarea": "textbox", "select": "combobox", "a": "link", "button": "button",
+               "range": "slider"}
 
 
 class WebScriptPolicy:
@@ -102,9 +103,18 @@ class WebScriptPolicy:
         rect = handle.bounding_box(timeout=5000)
         if rect is None:
             raise PolicyError(f"{selector} is not displayed on {page.url}")
+        # the element's role and accessible name, as a person (and CogAgent's web data) would name it: a form
+        # control by its <label>, a checkbox as a checkbox, a dropdown by its label and not its option list
         info = handle.evaluate(
-            "e => [e.tagName.toLowerCase(), (e.getAttribute('aria-label') || e.innerText || e.value || "
-            "e.placeholder || e.name || '').trim().slice(0, 40)]")
+            "e => { const tag = e.tagName.toLowerCase(); const type = (e.getAttribute('type') || '').toLowerCase();"
+            " const kind = e.getAttribute('role') || (tag === 'input' && ['checkbox', 'radio', 'range'].includes(type)"
+            " ? type : tag === 'label' && e.querySelector('input[type=checkbox]') ? 'switch' : tag);"
+            " const named = e.labels && e.labels.length ? (e.labels[0].innerText.split('\\n')"
+            ".find(t => t.trim()) || '') : '';"
+            " const text = tag === 'select' ? '' : e.innerText;"
+            " return [kind, (e.getAttribute('aria-label') || named || text || e.placeholder || "
+            "(tag === 'input' && !['checkbox', 'radio'].includes(type) ? e.value : '') || e.name || '')"
+            ".replace(/\\s+/g, ' ').trim().slice(0, 40)]; }")
         viewport = page.viewport_size
         visible = rect["y"] >= 0 and rect["y"] + rect["height"] <= viewport["height"]
         return (rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"]), info[0], info[1], visible
