@@ -1,6 +1,7 @@
 """Training throughput (examples/s, full fine-tuning and LoRA) and the tiny model's agent-step latency on CPU.
 
-Prints one JSON object. Uses the trained tiny model in ``models/tiny-cogagent-web`` (or ``--model``), and the
+Prints one JSON object. ``full_grouped_dense`` is the recipe of the shipped model (screenshots shared within a
+batch, dense grounding loss). Uses the trained tiny model in ``models/tiny-cogagent-web`` (or ``--model``), and the
 examples of ``--data`` (a JSONL in ``cogagent.train``'s format) or, without it, a few freshly generated pages
 (``episodes.synthdata``, a real Chromium).
 
@@ -25,18 +26,26 @@ sys.path.insert(0, str(ROOT))
 
 from cogagent.modeling_cogagent import CogAgentForCausalLM  # noqa: E402
 from cogagent.tokenizer import load_tokenizer  # noqa: E402
-from cogagent.train import (SampleBuilder, TrainConfig, add_lora, causal_lm_loss, load_jsonl)  # noqa: E402
+from cogagent.train import (DenseSupervision, SampleBuilder, SharedImages, TrainConfig, add_lora,  # noqa: E402
+                            causal_lm_loss, load_jsonl)
 
 
-def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, steps: int, lora: bool) -> dict:
+def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, steps: int, lora: bool,
+                     grouped: bool = False) -> dict:
+    """``grouped``: the recipe of the shipped model -- a batch drawn from few screenshots, each encoded once
+    (``--group-by-image``), plus the dense grounding loss (``--dense-weight``)."""
     model = CogAgentForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if lora:
         model = add_lora(model, TrainConfig(tokenizer="x", model=str(model_dir), lora=True))
     model.train()
     builder = SampleBuilder(tokenizer, model.config)
-    params = [p for p in model.parameters() if p.requires_grad]
+    shared = SharedImages(model) if grouped else None
+    dense = DenseSupervision(model, tokenizer, builder, TrainConfig(tokenizer="x", dense_weight=1.0),
+                             torch.device("cpu")) if grouped else None
+    params = [p for p in model.parameters() if p.requires_grad] + (list(dense.head.parameters()) if dense else [])
     opt = torch.optim.AdamW(params, lr=1e-4)
-    batch_examples = [examples[i % len(examples)] for i in range(batch_size)]
+    pool = sorted(examples, key=lambda e: str(e.image)) if grouped else examples  # grouped: same screenshots together
+    batch_examples = [pool[i % len(pool)] for i in range(batch_size)]
     for e in batch_examples:  # warm the image cache: steady-state training reads cached pixels
         builder.sample(e)
     times = []
@@ -44,7 +53,12 @@ def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, step
         t0 = time.perf_counter()
         batch = builder.batch(batch_examples)
         labels = batch.pop("labels")
+        if shared is not None:
+            shared.set_batch([e.image for e in batch_examples], torch.device("cpu"))
         loss = causal_lm_loss(model(**batch).logits, labels)
+        if dense is not None:
+            extra = dense.loss(batch_examples)
+            loss = loss + extra if extra is not None else loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -53,6 +67,7 @@ def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, step
     median = statistics.median(times)
     return {"batch_size": batch_size, "steps": steps, "step_s_median": round(median, 4),
             "examples_per_s": round(batch_size / median, 3), "trainable_params": sum(p.numel() for p in params),
+            "screenshots_per_batch": len({e.image for e in batch_examples}),
             "seq_len": int(batch["input_ids"].shape[1])}
 
 
@@ -101,7 +116,7 @@ def main() -> int:
         if not data:
             from episodes.synthdata import generate
 
-            generate(tmp, n=3, seed=123, val_fraction=0.0, progress=False)
+            generate(tmp, n=3, seed=123, val_fraction=0.0, progress=False, all_targets=True)
             data = str(Path(tmp) / "train.jsonl")
         examples, _ = load_jsonl(data, "skip")
         result = {
@@ -109,6 +124,8 @@ def main() -> int:
             "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(),
             "full_finetune": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, False),
             "lora": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, True),
+            "full_grouped_dense": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, False,
+                                                   grouped=True),
             "agent_step": step_latency(model_dir, tokenizer, examples, args.repeats, args.max_new_tokens),
         }
     print(json.dumps(result, indent=1))

@@ -39,6 +39,23 @@ def test_scripted_web_tasks_succeed_by_the_sites_own_state(tmp_path: Path, task:
         assert gated and "password" in gated[0]["gate"]["reasons"][0]
 
 
+@pytest.mark.parametrize("task, expected", [
+    ("web:settings-toggles", ["[checkbox] Email notifications -> CLICK", "[switch] Dark mode -> CLICK",
+                              "[button] Save changes -> CLICK"]),
+    ("web:select-country", ["[combobox] Country -> SELECT: Canada", "[button] Save -> CLICK"]),
+    ("web:billing-annual", ["[tab] Billing -> CLICK", "[radio] Annual", "[button] Update plan -> CLICK"]),
+])
+def test_scripted_turns_name_elements_by_role_and_label(tmp_path: Path, task: str, expected: list[str]) -> None:
+    """The demonstrations become training data (episodes.training_export): they must name a control by its
+    label and role, as CogAgent's own web data does, not by its option list or its value."""
+    record = run_one(task, 0, script_policy, tmp_path, LoopConfig(max_steps=6))
+    assert record.success, record.reason
+    turns = [s["raw_text"] for s in load_episode(record.path).steps]
+    assert len(turns) == len(expected)
+    for turn, text in zip(turns, expected):
+        assert text in turn, turn
+
+
 def test_random_clicks_do_not_solve_a_task(tmp_path: Path) -> None:
     record = run_one("web:login", 0, lambda env: RandomPolicy(seed=1), tmp_path, LoopConfig(max_steps=2))
     assert not record.success and record.status == "max_steps"
