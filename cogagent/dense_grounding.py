@@ -16,6 +16,7 @@ are the plain CogAgent (``config.json`` + ``model.safetensors``) and load with `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -134,3 +135,29 @@ def dense_loss(logits: torch.Tensor, targets: torch.Tensor, is_element: torch.Te
     per_patch = F.cross_entropy(logits.flatten(0, 1), targets.flatten(0, 1).to(logits.device), reduction="none")
     weights = torch.where(is_element.flatten().to(logits.device), 1.0, background_weight)
     return (per_patch * weights).sum() / weights.sum()
+
+
+def target_patch_mask(box_px: Box, size: Tuple[int, int], grid: int) -> torch.Tensor:
+    """[P] bool: the patches of the target's box (by :func:`patch_owner`'s rule)."""
+    return torch.tensor([o == 0 for o in patch_owner([Element("", "", box_px)], size, grid)])
+
+
+def target_attention_loss(query: torch.Tensor, keys: torch.Tensor, positions: torch.Tensor,
+                          targets: torch.Tensor, heads: int) -> torch.Tensor:
+    """Mean of -log(attention mass on the target's patches) over the answer positions and the first ``heads``
+    heads of one cross-attention layer.
+
+    Why: a decoder learns to *read* a box from the patch it attends to only once it attends there, and learns
+    to attend there only once reading pays off; from random encoders that loop barely starts. Telling some
+    heads where the target is, while the answer is written, breaks it: those heads' values then carry the
+    target's position, which the digits can be read from. ``query [B, L, H, D]``, ``keys [B, Lc, H, D]``,
+    ``positions [B, L]`` bool (answer tokens), ``targets [B, Lc]`` bool (rows without a target: all False)."""
+    rows = targets.any(-1) & positions.any(-1)
+    if not bool(rows.any()):
+        return query.new_zeros(())
+    q, k = query[rows][:, :, :heads].float(), keys[rows][:, :, :heads].float()
+    scores = torch.einsum("blhd,bchd->bhlc", q, k) / math.sqrt(q.shape[-1])
+    log_attn = scores.log_softmax(-1)
+    on_target = log_attn.masked_fill(~targets[rows][:, None, None, :], float("-inf")).logsumexp(-1)  # [b, h, L]
+    pos = positions[rows][:, None, :].expand_as(on_target)
+    return -(on_target[pos]).mean()

@@ -53,7 +53,8 @@ from vision.geometry import ground
 from vision.preprocess import load_rgb, resize_square, to_normalized_tensor
 
 from .config import CogAgentConfig
-from .dense_grounding import DenseGroundingHead, DenseTargets, Element, check_elements, dense_loss
+from .dense_grounding import (DenseGroundingHead, DenseTargets, Element, check_elements, dense_loss,
+                              target_attention_loss, target_patch_mask)
 from .grammar import ParseError, parse
 from .modeling_cogagent import CogAgentForCausalLM
 from .prompts import IGNORE_INDEX, build_inputs, collate, layout_from_config
@@ -263,6 +264,8 @@ class TrainConfig:
     dense_weight: float = 0.0  # weight of the dense grounding loss (cogagent.dense_grounding); 0: off
     dense_background_weight: float = 0.1
     group_by_image: bool = False  # micro-batches of few screenshots, each encoded once (SharedImages)
+    attention_weight: float = 0.0  # weight of the target-attention loss (AttentionSupervision); 0: off
+    attention_heads: int = 0  # cross-attention heads it steers per layer (0: half of them)
 
     def check(self) -> None:
         need = lambda cond, msg: None if cond else (_ for _ in ()).throw(TrainError(msg))  # noqa: E731
@@ -279,6 +282,8 @@ class TrainConfig:
             need(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         need(self.epochs > 0 or (self.max_steps or 0) > 0, "--epochs or --max-steps must be positive")
         need(self.lr > 0, "--lr must be positive")
+        need(self.attention_weight >= 0 and self.attention_heads >= 0,
+             "--attention-weight and --attention-heads must be >= 0")
         need(self.dense_weight >= 0 and self.dense_background_weight >= 0,
              "--dense-weight and --dense-background-weight must be >= 0")
 
@@ -626,6 +631,52 @@ class DenseSupervision:
         return dense_loss(logits, targets, is_element, self.cfg.dense_background_weight)
 
 
+class AttentionSupervision:
+    """Where the answer is written, the first ``--attention-heads`` heads of every cross-attention layer are told
+    to look at the target's patches (``cogagent.dense_grounding.target_attention_loss``). Hooks keep each layer's
+    queries and keys of the current forward pass; the target box is read from the answer itself."""
+
+    def __init__(self, model: torch.nn.Module, builder: SampleBuilder, cfg: TrainConfig) -> None:
+        layers = [m for name, m in model.named_modules() if name.endswith("cross_attn")]
+        if not layers:
+            raise TrainError("--attention-weight needs a CogAgent with cross-attention; this model has none (CogVLM)")
+        self.builder = builder
+        self.heads = cfg.attention_heads or max(1, layers[0].num_heads // 2)
+        if self.heads > layers[0].num_heads:
+            raise TrainError(f"--attention-heads {self.heads} exceeds the model's {layers[0].num_heads} heads")
+        self.captured: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        for layer in layers:
+            layer.register_forward_hook(self._capture)
+        self._masks: Dict[Tuple[Path, str], torch.Tensor] = {}
+
+    def _capture(self, module, args, _output) -> None:
+        hidden, keys = args[0], args[1][0]
+        B, L, _ = hidden.shape
+        self.captured.append((module.query(hidden).view(B, L, module.num_heads, module.cross_head_dim), keys))
+
+    def _mask(self, example: Example, grid: int) -> torch.Tensor:
+        key = (example.image, example.answer)
+        hit = self._masks.get(key)
+        if hit is None:
+            box, _ = _target_box(example.answer, self.builder.image_size(example.image))
+            hit = target_patch_mask(box, self.builder.image_size(example.image), grid) if box else \
+                torch.zeros(grid * grid, dtype=torch.bool)
+            self._masks[key] = hit
+        return hit
+
+    def loss(self, examples: Sequence[Example], labels: torch.Tensor) -> Optional[torch.Tensor]:
+        captured, self.captured = self.captured, []
+        if not captured:
+            return None
+        grid = int(round(math.sqrt(captured[0][1].shape[1])))
+        targets = torch.stack([self._mask(e, grid) for e in examples]).to(captured[0][1].device)
+        positions = torch.zeros_like(labels, dtype=torch.bool)
+        positions[:, :-1] = labels[:, 1:] != IGNORE_INDEX  # the hidden state at t writes answer token t+1
+        losses = [target_attention_loss(q, k, positions.to(q.device), targets.to(q.device), self.heads)
+                  for q, k in captured]
+        return torch.stack([x.to(losses[0].device) for x in losses]).mean()
+
+
 def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], None]] = None) -> Dict[str, Any]:
     """Run training (and the held-out evaluation) as ``cfg`` says; returns a summary dict.
 
@@ -671,6 +722,7 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
     builder = SampleBuilder(tokenizer, model.config, cfg.cache_images)
     shared = SharedImages(model) if cfg.group_by_image else None  # its hooks first: the dense hook sees every row
     dense = DenseSupervision(model, tokenizer, builder, cfg, device) if cfg.dense_weight > 0 else None
+    attend = AttentionSupervision(model, builder, cfg) if cfg.attention_weight > 0 else None
     params = [p for p in model.parameters() if p.requires_grad] + (list(dense.head.parameters()) if dense else [])
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -704,13 +756,14 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
     interrupted = False
     window: List[float] = []
     dense_window: List[float] = []
+    attention_window: List[float] = []
     last_checkpoint: Optional[Path] = None
 
     with _progress(cfg.progress) as progress:
         bar = progress.add_task("train", total=total, completed=state.step, loss="-", lr="-")
         try:
             while state.step < total:
-                step_loss = step_dense = 0.0
+                step_loss = step_dense = step_attention = 0.0
                 for _ in range(cfg.grad_accum):
                     indices = next(batches)
                     chosen = [examples[i] for i in indices]
@@ -726,8 +779,13 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                     if dense is not None:
                         extra = dense.loss(chosen)
                         if extra is not None:
-                            total_loss = loss + cfg.dense_weight * extra
+                            total_loss = total_loss + cfg.dense_weight * extra
                             step_dense += extra.item() / cfg.grad_accum
+                    if attend is not None:
+                        extra = attend.loss(chosen, labels)
+                        if extra is not None:
+                            total_loss = total_loss + cfg.attention_weight * extra
+                            step_attention += extra.item() / cfg.grad_accum
                     (total_loss / cfg.grad_accum).backward()
                     step_loss += loss.item() / cfg.grad_accum
                     state.examples_seen += len(indices)
@@ -739,6 +797,7 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                 state.step += 1
                 window.append(step_loss)
                 dense_window.append(step_dense)
+                attention_window.append(step_attention)
                 lr = scheduler.get_last_lr()[0]
                 progress.update(bar, advance=1, loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
                 if state.step % cfg.log_every == 0 or state.step == total:
@@ -746,11 +805,14 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                              "examples": state.examples_seen, "elapsed_s": round(time.perf_counter() - started, 1)}
                     if dense is not None:
                         entry["dense_loss"] = round(sum(dense_window) / len(dense_window), 5)
+                    if attend is not None:
+                        entry["attention_loss"] = round(sum(attention_window) / len(attention_window), 5)
                     state.log.append(entry)
                     with open(log_file, "a", encoding="utf-8") as f:
                         f.write(json.dumps(entry) + "\n")
                     window.clear()
                     dense_window.clear()
+                    attention_window.clear()
                 state.elapsed_s = time.perf_counter() - started
                 if on_step:
                     on_step(state, step_loss)
@@ -837,6 +899,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
                          "cogagent.dense_grounding")
     ap.add_argument("--dense-background-weight", type=float, default=d.dense_background_weight,
                     help="weight of patches that show no widget in the dense loss")
+    ap.add_argument("--attention-weight", type=float, default=d.attention_weight,
+                    help="weight of the loss that steers cross-attention to the target's patches while the answer "
+                         "is written (0: off); see cogagent.dense_grounding.target_attention_loss")
+    ap.add_argument("--attention-heads", type=int, default=d.attention_heads,
+                    help="cross-attention heads per layer it steers (0: half of them)")
     ap.add_argument("--group-by-image", action="store_true",
                     help="batch examples of the same screenshot together and encode each screenshot once")
     a = ap.parse_args(argv)
@@ -851,7 +918,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         on_bad_line=a.on_bad_line, eval_limit=a.eval_limit, eval_max_new_tokens=a.eval_max_new_tokens,
         eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache,
         dense_weight=a.dense_weight, dense_background_weight=a.dense_background_weight,
-        group_by_image=a.group_by_image)
+        group_by_image=a.group_by_image, attention_weight=a.attention_weight, attention_heads=a.attention_heads)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

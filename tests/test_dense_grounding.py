@@ -4,6 +4,7 @@ tiny CogAgent (the setup fixture of test_train renders real pages with Chromium)
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from cogagent.config import CogAgentConfig
-from cogagent.dense_grounding import DenseTargets, Element, check_elements, dense_loss, patch_owner
+from cogagent.dense_grounding import (DenseTargets, Element, check_elements, dense_loss, patch_owner,
+                                      target_attention_loss, target_patch_mask)
 from cogagent.modeling_cogagent import CogAgentForCausalLM
 from cogagent.tokenizer import encode_text, load_tokenizer
-from cogagent.train import (DataError, SampleBuilder, SharedImages, _epoch_order, causal_lm_loss, load_jsonl,
-                            train)
+from cogagent.train import (DataError, SampleBuilder, SharedImages, TrainError, _epoch_order, causal_lm_loss,
+                            load_jsonl, train)
 
 try:
     from support.train_setup import base_cfg, setup  # noqa: F401  (setup is a module fixture)
@@ -170,3 +172,38 @@ def test_dense_head_is_restored_on_resume(setup):  # noqa: F811
     b = CogAgentForCausalLM.from_pretrained(resumed["final"]).state_dict()
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_target_attention_loss_is_zero_on_target_and_log_share_when_uniform():
+    B, L, Lc, H, D = 1, 3, 4, 2, 8
+    keys = torch.zeros(B, Lc, H, D)
+    keys[0, 2, :, 0] = 1.0  # only patch 2 has a key the query can find
+    query = torch.zeros(B, L, H, D)
+    positions = torch.tensor([[False, True, True]])
+    targets = torch.tensor([[False, False, True, False]])
+    uniform = target_attention_loss(query, keys, positions, targets, heads=2)
+    assert uniform.item() == pytest.approx(math.log(4.0), rel=1e-5)  # -log(1/4): one of four patches
+    query[0, :, 0, 0] = 100.0  # head 0 looks at patch 2 only; head 1 stays uniform
+    assert target_attention_loss(query, keys, positions, targets, heads=1).item() == pytest.approx(0.0, abs=1e-4)
+    assert target_attention_loss(query, keys, positions, targets, heads=2).item() == pytest.approx(
+        math.log(4.0) / 2, rel=1e-4)
+    none = target_attention_loss(query, keys, positions, torch.zeros_like(targets), heads=2)
+    assert none.item() == 0.0  # no target on the screen: nothing to steer
+
+
+def test_target_patch_mask_matches_the_box():
+    mask = target_patch_mask((0, 0, 49, 49), (100, 100), 4)
+    assert mask.nonzero().flatten().tolist() == [0, 1, 4, 5]
+
+
+def test_attention_training_steers_cross_attention_to_the_target(setup):  # noqa: F811
+    cfg = base_cfg(setup, "attention", max_steps=8, batch_size=4, attention_weight=1.0, log_every=1, lr=1e-2)
+    train(cfg)
+    log = [json.loads(line) for line in (setup / "attention" / "train_log.jsonl").read_text().splitlines()]
+    assert all("attention_loss" in entry for entry in log)
+    assert log[-1]["attention_loss"] < log[0]["attention_loss"]
+
+
+def test_attention_heads_beyond_the_model_are_an_error(setup):  # noqa: F811
+    with pytest.raises(TrainError, match="exceeds the model's 2 heads"):
+        train(base_cfg(setup, "attention-bad", attention_weight=1.0, attention_heads=3))
