@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on a fresh machine: a real episode, a replay, a report")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--steps", type=int, default=3, help="steps the untrained tiny model may take")
+    demo.add_argument("--steps", type=int, default=6, help="steps the tiny model may take")
+    demo.add_argument("--model", dest="demo_model", help="a CogAgent checkpoint directory with its tokenizer "
+                                                         "(default: models/tiny-cogagent-web)")
+    demo.add_argument("--random-model", action="store_true", help="a random-weight tiny CogAgent instead")
 
     from .eval_cli import add_eval_commands  # noqa: PLC0415 - keeps evaluation's imports out of other commands
 

@@ -141,6 +141,10 @@ def cmd_serve(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from .demo import run_demo
+    from .demo import SHIPPED_MODEL, run_demo
 
-    return run_demo(Path(args.out), args.steps)
+    model = None if args.random_model else Path(args.demo_model) if args.demo_model else SHIPPED_MODEL
+    if model is not None and not (model / "config.json").is_file():
+        raise ValueError(f"--model {model}: no config.json there; pass a checkpoint directory that also holds its "
+                         "tokenizer (as models/tiny-cogagent-web does)")
+    return run_demo(Path(args.out), args.steps, model)

@@ -1,8 +1,10 @@
 """The main job on a fresh machine, honestly: what the runtime does when no real CogAgent is at hand.
 
-1. A tiny random-weight CogAgent (same architecture and sequence shapes, nonsense weights) drives a real
-   Chromium on the bundled search task. Its outputs are nonsense; the loop records them, tries again, and ends
-   the episode as failed with the reason -- which is exactly what it must do with a model that writes nonsense.
+1. The tiny CogAgent trained by this project (``models/tiny-cogagent-web``: CogAgent's architecture at 5 M
+   parameters, see its TRAINING.md for what it can and cannot do) drives a real Chromium on the bundled search
+   task, step by step, and the site's own state says whether the task got done. ``--model DIR`` runs another
+   checkpoint (with its tokenizer in the same directory); ``--random-model`` a random-weight one, whose
+   nonsense the loop records, retries and ends as failed -- what it must do with a model that writes nonsense.
 2. A recorded episode of the same task (made by the suite's scripted policy, shipped in ``episodes/demo_data``)
    is replayed action by action on a fresh page, and the site's own state says whether the task got done.
 3. Both episodes get an HTML report; the paths are printed.
@@ -25,11 +27,13 @@ from .webapp.tasks import WEB_TASKS
 
 DEMO_TASK = "search-cogvlm"
 RECORDED = Path(__file__).resolve().parent / "demo_data" / DEMO_TASK
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "tiny-cogagent-web"
 
 console = Console(stderr=True, highlight=False)
 
 
-def run_demo(out: Path, steps: int = 3) -> int:
+def run_demo(out: Path, steps: int = 6, model_dir: Path | None = SHIPPED_MODEL) -> int:
+    """``model_dir=None``: a random-weight tiny CogAgent instead of a trained one."""
     import torch
 
     from cogagent import CogAgentForCausalLM
@@ -42,12 +46,17 @@ def run_demo(out: Path, steps: int = 3) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     task = WEB_TASKS[DEMO_TASK]
-    console.rule("1/3  a tiny random-weight CogAgent drives Chromium (expect nonsense)")
-    ckpt = make_tiny_checkpoint(out / "tiny-cogagent")
+    if model_dir is None:
+        console.rule("1/3  a tiny random-weight CogAgent drives Chromium (expect nonsense)")
+        ckpt = make_tiny_checkpoint(out / "tiny-cogagent")
+        model_dir, tokenizer_dir, max_new_tokens = ckpt / "model", ckpt / "tokenizer", 40
+    else:
+        console.rule(f"1/3  the tiny CogAgent in {model_dir} drives Chromium")
+        tokenizer_dir, max_new_tokens = model_dir, 96
     torch.manual_seed(0)
-    model = CogAgentForCausalLM.from_pretrained(ckpt / "model", dtype="float32", device="cpu").eval()
-    policy = CogAgentPolicy(model, load_tokenizer(ckpt / "tokenizer"), max_new_tokens=40,
-                            model_path=str(ckpt / "model"))
+    model = CogAgentForCausalLM.from_pretrained(model_dir, dtype="float32", device="cpu").eval()
+    policy = CogAgentPolicy(model, load_tokenizer(tokenizer_dir), max_new_tokens=max_new_tokens,
+                            model_path=str(model_dir))
     env = WebEnvironment(task)
     try:
         actuator = env.reset()
@@ -58,7 +67,8 @@ def run_demo(out: Path, steps: int = 3) -> int:
                            step_printer, done_check=env.is_successful)
     finally:
         env.close()
-    console.print(f"tiny model: {live.status} -- {live.reason}")
+    console.print(f"tiny model: {live.status} -- {live.reason}; the site says the task is "
+                  f"{'[green]done[/green]' if live.status == 'success' else '[red]not done[/red]'}")
 
     console.rule("2/3  a recorded episode of the same task, replayed on a fresh page")
     recorded = load_episode(RECORDED)

@@ -9,6 +9,7 @@ asked. By default only successful episodes are exported: a failed demonstration 
 holds no operation in the grammar, or whose screenshot is missing, are left out.
 
     python -m episodes.training_export runs/eval/*/episodes/* --out demos.jsonl [--all] [--history-steps 4]
+        [--drop-plan]
 
 Image paths are absolute, so the JSONL can live anywhere; the screenshots stay in the episode directories.
 """
@@ -29,7 +30,14 @@ from .store import EpisodeError, load_episode
 ACTED = "acted"
 
 
-def episode_lines(path: str | Path, history_steps: int = 4, only_successful: bool = True) -> list[dict[str, Any]]:
+def without_plan(answer: str) -> str:
+    """The turn without its ``Plan:`` line. A scripted demonstration's plan restates the task word for word; a
+    small model spends most of its capacity copying it, and the grammar does not need it."""
+    return "\n".join(line for line in answer.split("\n") if not line.startswith("Plan:"))
+
+
+def episode_lines(path: str | Path, history_steps: int = 4, only_successful: bool = True,
+                  drop_plan: bool = False) -> list[dict[str, Any]]:
     """The training lines of one episode directory (empty when it is not exported: failed, or no acted step)."""
     episode = load_episode(path)
     if only_successful and (episode.meta.get("result") or {}).get("status") != "success":
@@ -44,6 +52,8 @@ def episode_lines(path: str | Path, history_steps: int = 4, only_successful: boo
         if step.get("status") != ACTED:
             continue
         answer = step.get("raw_text") or ""
+        if drop_plan:
+            answer = without_plan(answer)
         image = episode.path / (step.get("screenshot") or "")
         turn = parse(answer) if answer else None
         if turn is None or isinstance(turn, ParseError) or not turn.operations or not image.is_file():
@@ -56,7 +66,7 @@ def episode_lines(path: str | Path, history_steps: int = 4, only_successful: boo
 
 
 def export(paths: Iterable[str | Path], out: str | Path, history_steps: int = 4,
-           only_successful: bool = True) -> dict[str, int]:
+           only_successful: bool = True, drop_plan: bool = False) -> dict[str, int]:
     """Write the lines of every episode under ``paths`` (episode directories, or directories holding them)."""
     counts = {"episodes": 0, "exported_episodes": 0, "lines": 0}
     rows: list[dict[str, Any]] = []
@@ -67,7 +77,7 @@ def export(paths: Iterable[str | Path], out: str | Path, history_steps: int = 4,
             raise EpisodeError(f"{root} holds no episode (no episode.json under it)")
         for d in dirs:
             counts["episodes"] += 1
-            lines = episode_lines(d, history_steps, only_successful)
+            lines = episode_lines(d, history_steps, only_successful, drop_plan)
             counts["exported_episodes"] += bool(lines)
             rows += lines
     if not rows:
@@ -88,9 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="the JSONL file to write")
     ap.add_argument("--history-steps", type=int, default=4, help="earlier turns kept in each line's history")
     ap.add_argument("--all", action="store_true", help="export failed episodes too")
+    ap.add_argument("--drop-plan", action="store_true", help="leave the 'Plan:' line out of every turn")
     args = ap.parse_args(argv)
     try:
-        counts = export(args.episodes, args.out, args.history_steps, not args.all)
+        counts = export(args.episodes, args.out, args.history_steps, not args.all, args.drop_plan)
     except EpisodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

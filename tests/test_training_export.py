@@ -68,3 +68,14 @@ def test_cli_exports_and_explains_bad_input(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "episodes.training_export", str(tmp_path / "nothing-here"),
                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "holds no episode" in bad.stderr
+
+
+def test_drop_plan_leaves_a_turn_that_still_parses_with_the_same_operation():
+    from cogagent.grammar import parse
+
+    plain, dropped = episode_lines(DEMO), episode_lines(DEMO, drop_plan=True)
+    assert len(plain) == len(dropped)
+    for a, b in zip(plain, dropped):
+        assert a["answer"].startswith("Plan:") and "Plan:" not in b["answer"]
+        assert parse(b["answer"]).operations == parse(a["answer"]).operations
+        assert all("Plan:" not in answer for _, answer in b["history"])
