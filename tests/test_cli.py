@@ -97,10 +97,21 @@ def test_ask_with_the_tiny_model_prints_an_answer(tmp_path: Path) -> None:
 
 
 def test_demo_main_job(tmp_path: Path) -> None:
+    """The shipped tiny model (models/tiny-cogagent-web) solves the demo task, by the site's own state: a
+    regression test of the weights in the repository as much as of the loop."""
     proc = run("demo", "--out", str(tmp_path / "demo"), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    assert summary["tiny_model_episode"]["status"] in ("failed", "max_steps")
+    episode = summary["tiny_model_episode"]
+    assert episode["status"] == "success" and episode["reason"] == "the environment reports the task done"
     assert summary["replay"]["task_done"] is True
     for report in summary["reports"].values():
         assert Path(report).is_file()
+
+
+def test_demo_with_a_random_model_fails_honestly(tmp_path: Path) -> None:
+    proc = run("demo", "--out", str(tmp_path / "demo"), "--random-model", "--steps", "3", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["tiny_model_episode"]["status"] in ("failed", "max_steps")
+    _one_clear_line(run("demo", "--out", str(tmp_path / "x"), "--model", str(tmp_path)), "no config.json there")
