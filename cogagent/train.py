@@ -568,12 +568,13 @@ class SharedImages:
         self.inverse = torch.tensor(inverse, device=device)
 
     def _unique(self, _module, args):
-        if self.first is None or args[0].shape[0] != self.inverse.shape[0]:
+        # training passes only: the held-out evaluation (no grad) encodes its own images, one row each
+        if self.first is None or not torch.is_grad_enabled() or args[0].shape[0] != self.inverse.shape[0]:
             return None
         return (args[0].index_select(0, self.first.to(args[0].device)),) + tuple(args[1:])
 
     def _expand(self, _module, _args, output):
-        if self.first is None or output.shape[0] != self.first.shape[0]:
+        if self.first is None or not torch.is_grad_enabled() or output.shape[0] != self.first.shape[0]:
             return None
         return output.index_select(0, self.inverse.to(output.device))
 
@@ -592,7 +593,8 @@ class DenseSupervision:
         self.builder = builder
         self.cfg = cfg
         self.features: Optional[torch.Tensor] = None
-        encoders[0].register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+        encoders[0].register_forward_hook(
+            lambda _m, _i, out: setattr(self, "features", out) if torch.is_grad_enabled() else None)
         self.embeddings = next(m for name, m in model.named_modules() if name.endswith("embed_tokens")).weight
         self.head = DenseGroundingHead(config.cross_hidden_size, config.hidden_size).to(device)
         pad = getattr(tokenizer, "pad_token_id", None)
@@ -650,6 +652,8 @@ class AttentionSupervision:
         self._masks: Dict[Tuple[Path, str], torch.Tensor] = {}
 
     def _capture(self, module, args, _output) -> None:
+        if not torch.is_grad_enabled():
+            return  # evaluation and generation: nothing to steer, and nothing to keep alive
         hidden, keys = args[0], args[1][0]
         B, L, _ = hidden.shape
         self.captured.append((module.query(hidden).view(B, L, module.num_heads, module.cross_head_dim), keys))

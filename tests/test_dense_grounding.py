@@ -207,3 +207,27 @@ def test_attention_training_steers_cross_attention_to_the_target(setup):  # noqa
 def test_attention_heads_beyond_the_model_are_an_error(setup):  # noqa: F811
     with pytest.raises(TrainError, match="exceeds the model's 2 heads"):
         train(base_cfg(setup, "attention-bad", attention_weight=1.0, attention_heads=3))
+
+
+def test_training_hooks_keep_nothing_during_evaluation(setup):  # noqa: F811
+    """The held-out evaluation runs on the trained model with the hooks still attached: they must neither keep
+    tensors from generation nor remap its batches."""
+    from cogagent.train import AttentionSupervision
+
+    tokenizer = load_tokenizer(setup / "tok")
+    config = CogAgentConfig.from_json_file(setup / "config.json")
+    examples, _ = load_jsonl(setup / "data" / "small.jsonl")
+    model = CogAgentForCausalLM(config)
+    builder = SampleBuilder(tokenizer, config)
+    shared = SharedImages(model)
+    shared.set_batch([examples[0].image, examples[0].image], torch.device("cpu"))
+    attend = AttentionSupervision(model, builder, base_cfg(setup, "unused", attention_weight=1.0))
+    sample = builder.sample(examples[0], with_answer=False)
+    with torch.no_grad():
+        model.generate(sample["input_ids"], sample["token_type_ids"], attention_mask=sample["attention_mask"],
+                       images=sample["images"], cross_images=sample["cross_images"], max_new_tokens=3)
+    assert attend.captured == []
+    batch = builder.batch(examples[:2])
+    batch.pop("labels")
+    model(**batch)  # a training pass is captured, one entry per cross-attention layer
+    assert len(attend.captured) == config.num_hidden_layers
