@@ -41,7 +41,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -154,8 +154,7 @@ def load_jsonl(path: str | os.PathLike[str], on_bad_line: str = "fail") -> Tuple
                 logger.warning("skipping %s", problem)
                 bad.append(problem)
                 continue
-            examples.append(Example(number, example.image, example.query, example.answer, example.history,
-                                    example.elements))
+            examples.append(replace(example, line=number))
     if not examples:
         raise DataError(f"{path} holds no usable example ({len(bad)} bad line(s))")
     return examples, bad
@@ -211,9 +210,13 @@ class SampleBuilder:
         return {**self.tokens(example, with_answer), **self.pixels(example.image)}
 
     def batch(self, examples: Sequence[Example]) -> Dict[str, torch.Tensor]:
+        return collate([self.sample(e) for e in examples], self.pad_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        """The tokenizer's pad id, or the model config's when the tokenizer has none."""
         pad = getattr(self.tokenizer, "pad_token_id", None)
-        pad = pad if isinstance(pad, int) else self.layout.pad_token_id
-        return collate([self.sample(e) for e in examples], pad)
+        return pad if isinstance(pad, int) else self.layout.pad_token_id
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -597,9 +600,8 @@ class DenseSupervision:
             lambda _m, _i, out: setattr(self, "features", out) if torch.is_grad_enabled() else None)
         self.embeddings = next(m for name, m in model.named_modules() if name.endswith("embed_tokens")).weight
         self.head = DenseGroundingHead(config.cross_hidden_size, config.hidden_size).to(device)
-        pad = getattr(tokenizer, "pad_token_id", None)
         self.tokenizer = tokenizer
-        self.background_id = pad if isinstance(pad, int) else config.pad_token_id
+        self.background_id = builder.pad_token_id
         self.targets: Optional[DenseTargets] = None
         self._cache: Dict[Path, Tuple[torch.Tensor, torch.Tensor]] = {}
 

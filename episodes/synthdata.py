@@ -345,16 +345,6 @@ class Renderer:
     def load(self, doc: str) -> None:
         self.page.set_content(doc, wait_until="load")
 
-    def box(self, wid: str) -> tuple[float, float, float, float] | None:
-        """The element's CSS-pixel box (x1, y1, x2, y2), or None when it is not wholly in the viewport."""
-        rect = self.page.locator(f"#{wid}").bounding_box()
-        if rect is None or rect["width"] < 2 or rect["height"] < 2:
-            return None
-        x1, y1, x2, y2 = rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"]
-        if x1 < 0 or y1 < 0 or x2 > self.viewport[0] or y2 > self.viewport[1]:
-            return None
-        return (x1, y1, x2, y2)
-
     def perform(self, step: Step) -> None:
         """Do a step the way the browser actuator does it (click, then type; select the option)."""
         loc = self.page.locator(f"#{step.widget.wid}")
@@ -392,13 +382,14 @@ def pixel_box(css_box: tuple[float, float, float, float]) -> tuple[int, int, int
     return (int(round(x1)), int(round(y1)), int(round(x2)) - 1, int(round(y2)) - 1)
 
 
-def screen_elements(renderer: Renderer, page: Page) -> list[dict[str, Any]]:
-    """What is on the screen now: every wholly visible widget's kind (as the grammar names it), label and pixel
-    box. Training can supervise the encoders densely with it (``cogagent.train --dense-weight``): each patch
-    learns which widget it shows, not only the one patch the answer names."""
+def screen_elements(boxes: dict[str, tuple[float, float, float, float]], page: Page) -> list[dict[str, Any]]:
+    """What is on the screen now (``boxes`` from :meth:`Renderer.boxes`): every wholly visible widget's kind (as
+    the grammar names it), label and pixel box. Training can supervise the encoders densely with it
+    (``cogagent.train --dense-weight``): each patch learns which widget it shows, not only the one patch the
+    answer names."""
     by_id = {w.wid: w for w in page.widgets}
     return [{"kind": ROLE[by_id[wid].kind], "label": by_id[wid].label, "box_px": list(pixel_box(css))}
-            for wid, css in renderer.boxes().items() if wid in by_id]
+            for wid, css in boxes.items() if wid in by_id]
 
 
 def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> list[dict[str, Any]]:
@@ -412,24 +403,24 @@ def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> lis
     examples: list[dict[str, Any]] = []
 
     def example(image: str, instruction: str, step: Step, history: list[list[str]],
-                elements: list[dict[str, Any]]) -> dict[str, Any] | None:
-        css = renderer.box(step.widget.wid)
+                boxes: dict[str, tuple[float, float, float, float]]) -> dict[str, Any] | None:
+        css = boxes.get(step.widget.wid)
         if css is None:
             return None
         px = pixel_box(css)
         answer = format_answer(step, box_to_norm(px, size))
         return {"image": image, "query": agent_query(instruction), "answer": answer, "history": history,
                 "target": {"id": step.widget.wid, "kind": step.widget.kind, "verb": step.verb, "box_px": list(px),
-                           "page": name}, "elements": elements}
+                           "page": name}, "elements": screen_elements(boxes, page)}
 
     pages = out_dir / "pages"
     pages.mkdir(parents=True, exist_ok=True)
     (pages / f"{name}.html").write_text(page.html, encoding="utf-8")  # to re-render and check the boxes later
     first = f"images/{name}-0.png"
     renderer.screenshot(out_dir / first)
-    elements = screen_elements(renderer, page)
+    boxes = renderer.boxes()  # one round trip per screen: the targets' boxes and the elements come from it
     for instruction, step in page.extra:
-        ex = example(first, instruction, step, [], elements)
+        ex = example(first, instruction, step, [], boxes)
         if ex:
             examples.append(ex)
     history: list[list[str]] = []
@@ -438,8 +429,8 @@ def render_page(renderer: Renderer, page: Page, out_dir: Path, name: str) -> lis
         if index:
             image = f"images/{name}-{index}.png"
             renderer.screenshot(out_dir / image)
-            elements = screen_elements(renderer, page)
-        ex = example(image, page.instruction, step, [list(h) for h in history], elements)
+            boxes = renderer.boxes()
+        ex = example(image, page.instruction, step, [list(h) for h in history], boxes)
         if ex is None:
             break
         examples.append(ex)
