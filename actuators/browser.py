@@ -31,9 +31,13 @@ back; the action's Outcome is an error that names the blocked URL.
 Scroll: one step is one mouse-wheel notch of ``SCROLL_STEP_PX`` (100) CSS pixels, at the action's point (the
 centre of the viewport when none), so nested scroll containers under the point scroll as a user's would.
 
-Timeouts: every Playwright call that takes a ``timeout`` gets one. ``page.evaluate`` and ``CDPSession.send`` take
-none in Playwright; they return or fail as soon as the browser answers or dies (the pipe closes), which is what
-the crash test checks.
+Timeouts: every Playwright call that takes a ``timeout`` gets one. ``page.evaluate``, ``CDPSession.send`` and
+mouse or keyboard input take none in Playwright: they return or fail as soon as the browser answers or dies (the
+pipe closes), which is what the crash test checks, but a page script that never yields blocks them for good. So
+every action, screenshot and page inspection runs under ``actuators.hang_watchdog``: after ``hang_timeout``
+seconds (60 by default) the tab's renderer process is stopped, the blocked call fails at once, and the tab is
+opened again at the same URL in the same browser context (cookies and storage kept). The action's Outcome says
+so; a tab that hangs again while loading is left on ``about:blank``.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ import base64
 import io
 import os
 import re
+import logging
 import threading
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -57,6 +62,14 @@ from .actions import (
 )
 from .base import ActionFailed, ActuatorError, BaseActuator, OutOfBounds
 from .chromium import CHROMIUM_ARGS, find_chromium, launch_chromium
+from .hang_watchdog import HangWatchdog, new_marker
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TabHung(ActionFailed):
+    """A call into the page did not return within ``hang_timeout``; the tab was stopped and opened again."""
 
 SCROLL_STEP_PX = 100
 """CSS pixels per scroll step (one wheel notch in Chromium on Linux is 100 px)."""
@@ -176,6 +189,7 @@ class BrowserConfig:
     settle_quiet_ms: int = 50
     action_timeout: float = 5.0
     navigation_timeout: float = 15.0
+    hang_timeout: float = 60.0
     out_of_bounds: OutOfBounds = "refuse"
     clear_before_type: bool = True
     locale: str | None = None
@@ -195,6 +209,10 @@ class BrowserConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= 300:
                 raise ValueError(f"{name} must be a number of seconds from 0 to 300, got {v!r}")
+        if not isinstance(self.hang_timeout, (int, float)) or not 0 < self.hang_timeout <= 600:
+            raise ValueError(f"hang_timeout must be a number of seconds above 0 and at most 600 (how long one "
+                             f"action or screenshot may take before the tab is judged hung), got "
+                             f"{self.hang_timeout!r}")
         if self.out_of_bounds not in ("refuse", "clamp"):
             raise ValueError(f"out_of_bounds must be 'refuse' or 'clamp', got {self.out_of_bounds!r}")
         if self.allowed_domains is not None:
@@ -351,6 +369,8 @@ class BrowserActuator(BaseActuator):
             # find_chromium would quietly fall back to another browser; a named binary that is missing is an error
             raise ActuatorError(f"no Chromium executable at {c.executable_path!r}: install it (apt-get install "
                                 "chromium) or pass the path of a Chromium binary")
+        marker = new_marker()  # lets the watchdog find this browser's renderer processes
+        self._watchdog = HangWatchdog(marker)
         self._pw = _PlaywrightHandle.acquire()
         opts: dict[str, Any] = {
             "viewport": {"width": c.viewport[0], "height": c.viewport[1]},
@@ -365,7 +385,7 @@ class BrowserActuator(BaseActuator):
             try:
                 self._context = self._pw.chromium.launch_persistent_context(
                     c.user_data_dir, executable_path=path, headless=c.headless,
-                    args=[*CHROMIUM_ARGS, *c.extra_args], timeout=30_000, **opts,
+                    args=[*CHROMIUM_ARGS, *c.extra_args, marker], timeout=30_000, **opts,
                 )
             except Exception as exc:
                 raise ActuatorError(
@@ -374,7 +394,7 @@ class BrowserActuator(BaseActuator):
             self._context.on("close", lambda *_: self._mark_dead("the browser context closed"))
         else:
             self._browser = launch_chromium(self._pw, headless=c.headless, executable=c.executable_path,
-                                            extra_args=tuple(c.extra_args))
+                                            extra_args=(*c.extra_args, marker))
             self._browser.on("disconnected", lambda *_: self._mark_dead("Chromium disconnected"))
             self._context = self._browser.new_context(**opts)
         self._context.set_default_timeout(c.action_timeout * 1000)
@@ -389,10 +409,10 @@ class BrowserActuator(BaseActuator):
         if c.start_url:
             url = check_url(c.start_url, c.allowed_domains)
             try:
-                page.goto(url, timeout=c.navigation_timeout * 1000, wait_until="domcontentloaded")
+                self._guarded("opening start_url", lambda: (page.goto(
+                    url, timeout=c.navigation_timeout * 1000, wait_until="domcontentloaded"), self._settle()))
             except Exception as exc:
                 raise ActuatorError(f"could not open start_url {url}: {str(exc).splitlines()[0]}") from exc
-            self._settle()
         shot = self.screenshot()
         self._scale = ScreenScale.measure(shot.size, self._viewport())
 
@@ -525,13 +545,65 @@ class BrowserActuator(BaseActuator):
         except Exception:
             return False
 
+    # --- hung pages ---------------------------------------------------------------------------------------------
+    def _guarded(self, what: str, call: Callable[[], T]) -> T:
+        """Run a call into the page under the hang watchdog. When the watchdog had to stop the tab, the tab is
+        opened again and ``TabHung`` says what happened, whatever the call itself returned or raised."""
+        with self._watchdog.watch(self.config.hang_timeout) as watch:
+            try:
+                result = call()
+            except Exception:
+                if not watch.fired:
+                    raise
+        if not watch.fired:
+            return result
+        where = self._reopen_after_hang()
+        raise TabHung(f"the page stopped responding: {what} had not finished after {watch.seconds:g} s (a script "
+                      f"on the page never yields); its renderer was stopped and the tab {where}")
+
+    def _reopen_after_hang(self) -> str:
+        """Replace the stopped tab by a new one at the same URL (same context: cookies and storage kept). A page
+        that hangs again while loading is left for ``about:blank``. Returns where the tab is, in words."""
+        url = self._page.url
+        try:
+            self._page.close()
+        except Exception:
+            pass
+        if not self._browser_alive():
+            raise self._gone(RuntimeError("the browser exited while a hung tab was stopped"))
+        self._activate(self._context.new_page())
+        self._new_pages.clear()
+        if urlsplit(url).scheme not in ALLOWED_SCHEMES or not host_allowed(url, self.config.allowed_domains):
+            return "was opened again on about:blank"
+        with self._watchdog.watch(self.config.hang_timeout) as watch:
+            try:
+                self._page.goto(url, timeout=self.config.navigation_timeout * 1000, wait_until="commit")
+                self._settle()
+                self._page.evaluate("0")  # a page that spins while loading blocks here until the watch fires
+                failed = None
+            except Exception as exc:
+                failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if watch.fired or failed:
+            try:
+                self._page.close()
+            except Exception:
+                pass
+            self._activate(self._context.new_page())
+            self._new_pages.clear()
+            why = "it hung again while loading" if watch.fired else f"reloading it failed: {failed}"
+            return f"was opened on about:blank ({why}; it was at {url})"
+        return f"was opened again at {url}"
+
     def element_info_at(self, point: Sequence[float] | None = None, focused: bool = False) -> dict[str, Any] | None:
         """What is under a screenshot ``point`` (or the focused element when ``focused``): tag, type, role, id,
         name, text, href, editable, autocomplete. ``type == "password"`` is what the confirmation gate looks for."""
         self._require_alive()
         x, y = self.scale.to_input(point) if point is not None else (0.0, 0.0)
         try:
-            return self._page.evaluate(_ELEMENT_INFO_JS, [x, y, bool(focused)])
+            return self._guarded("inspecting the page",
+                                 lambda: self._page.evaluate(_ELEMENT_INFO_JS, [x, y, bool(focused)]))
+        except TabHung as exc:
+            raise ActuatorError(f"could not inspect the page: {exc}") from exc
         except Exception as exc:
             if not self._browser_alive():
                 raise self._gone(exc) from exc
@@ -542,8 +614,20 @@ class BrowserActuator(BaseActuator):
 
     # --- screenshot -------------------------------------------------------------------------------------------
     def screenshot(self) -> Image.Image:
-        """The active tab's viewport as an RGB image of ``viewport * device_scale_factor`` pixels."""
+        """The active tab's viewport as an RGB image of ``viewport * device_scale_factor`` pixels. A tab that
+        hangs is stopped and opened again (see the module docstring), and the reopened tab is what is returned
+        (``about:blank`` when the page hung again while loading); a warning is logged."""
         self._require_alive()
+        try:
+            return self._guarded("a screenshot", self._screenshot_unwatched)
+        except TabHung as exc:
+            logger.warning("%s", exc)
+        try:
+            return self._guarded("a screenshot", self._screenshot_unwatched)
+        except TabHung as exc:
+            raise ActuatorError(f"{exc}; it hung again at once: close this actuator and start a new one") from exc
+
+    def _screenshot_unwatched(self) -> Image.Image:
         try:
             if self.config.device_scale_factor != 1:
                 # A scaled CDP capture from our own session clears the device-metrics emulation Playwright set on
@@ -585,6 +669,9 @@ class BrowserActuator(BaseActuator):
 
     def _perform(self, action: Action) -> dict[str, Any] | None:
         self._require_alive()
+        return self._guarded(action.kind, lambda: self._perform_unwatched(action))
+
+    def _perform_unwatched(self, action: Action) -> dict[str, Any] | None:
         self._new_pages.clear()
         self._blocked.clear()
         before_url = self._page.url

@@ -23,7 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "server": {"url": None, "model": "cogagent", "api_key": None, "style": "18b", "platform": "WIN",
                "timeout_s": 120.0, "retries": 2, "max_tokens": 512},
     "browser": {"viewport": [1280, 800], "device_scale_factor": 1.0, "headless": True, "start_url": None,
-                "allowed_domains": [], "user_data_dir": None, "executable": None, "out_of_bounds": "refuse"},
+                "allowed_domains": [], "user_data_dir": None, "executable": None, "out_of_bounds": "refuse",
+                "hang_timeout_s": 60.0},
     "desktop": {"display": None, "failsafe": True, "out_of_bounds": "refuse"},
     "android": {"host": "127.0.0.1", "port": 5555, "serial": None, "unicode_ime": None, "out_of_bounds": "refuse"},
 }

@@ -22,7 +22,8 @@ def make_actuator(env: str, config: dict[str, Any], url: str | None = None) -> B
             viewport=tuple(b["viewport"]), device_scale_factor=float(b["device_scale_factor"]),
             start_url=url or b["start_url"], user_data_dir=b["user_data_dir"],
             allowed_domains=tuple(b["allowed_domains"]) or None, headless=bool(b["headless"]),
-            executable_path=b["executable"], out_of_bounds=b["out_of_bounds"]))
+            executable_path=b["executable"], out_of_bounds=b["out_of_bounds"],
+            hang_timeout=b["hang_timeout_s"]))
     if env == "desktop":
         from actuators.desktop import DesktopActuator
 
