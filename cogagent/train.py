@@ -16,7 +16,8 @@ Checkpoints (``OUT/checkpoint-NNNNNN``) hold the model in the official layout (c
 LoRA adapters merged in, so ``CogAgentForCausalLM.from_pretrained`` loads it as is), the LoRA adapter weights
 (``adapter_model.safetensors``) when training LoRA, the optimizer, scheduler and RNG states and
 ``trainer_state.json``. ``--resume`` continues from the newest one with the same data order, learning rate and
-random state, as if never stopped; Ctrl+C saves a checkpoint before exiting. ``OUT/final`` is the last model
+random state, as if never stopped (``--reschedule`` lets it end at another total: a run cut short or extended,
+the learning-rate decay bending to the new end); Ctrl+C saves a checkpoint before exiting. ``OUT/final`` is the last model
 (plus the tokenizer files), ``OUT/train_log.jsonl`` the loss curve and ``OUT/eval.json`` the held-out result:
 grounding accuracy, i.e. the share of held-out examples whose predicted operation's click point (the centre of
 its box, converted to pixels by ``vision.geometry``) falls inside the target box of the reference answer.
@@ -257,6 +258,7 @@ class TrainConfig:
     save_every: int = 0  # optimizer steps between checkpoints (0: only at the end / on Ctrl+C)
     keep_checkpoints: int = 2
     resume: Optional[str] = None  # "latest" or a checkpoint directory
+    reschedule: bool = False  # on resume, accept another --max-steps/--epochs: the schedule bends to the new total
     log_every: int = 10
     on_bad_line: str = "fail"
     eval_limit: Optional[int] = None
@@ -741,9 +743,14 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
     if resume_dir is not None:
         saved = json.loads((resume_dir / "trainer_state.json").read_text(encoding="utf-8"))
         state = TrainerState(**saved["state"])
-        if state.total_steps != total:
+        if state.total_steps != total and not cfg.reschedule:
             raise TrainError(f"--resume: the checkpoint was made for {state.total_steps} steps, these options give "
-                             f"{total}; use the same data, --epochs/--max-steps, --batch-size and --grad-accum")
+                             f"{total}; use the same data, --epochs/--max-steps, --batch-size and --grad-accum, or "
+                             f"add --reschedule to run to {total} steps from here")
+        if total <= state.step:
+            raise TrainError(f"--resume: the checkpoint is at step {state.step}, already at or past the {total} "
+                             f"steps these options give; ask for more steps")
+        state.total_steps = total  # the cosine decay now ends at the new total (the factor is read every step)
         blob = torch.load(resume_dir / "training_state.pt", weights_only=False)
         optimizer.load_state_dict(blob["optimizer"])
         scheduler.load_state_dict(blob["scheduler"])
@@ -893,6 +900,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
     ap.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
     ap.add_argument("--resume", nargs="?", const="latest", help="continue from the newest checkpoint in --out "
                                                                "(or the given checkpoint directory)")
+    ap.add_argument("--reschedule", action="store_true",
+                    help="with --resume: run to a different --max-steps/--epochs than the checkpoint was made for; "
+                         "the learning-rate decay continues from the current step toward the new end")
     ap.add_argument("--log-every", type=int, default=d.log_every)
     ap.add_argument("--on-bad-line", choices=BAD_LINE_POLICIES, default=d.on_bad_line)
     ap.add_argument("--eval-limit", type=int, help="evaluate only the first N held-out examples")
@@ -920,7 +930,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         max_steps=a.max_steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         min_lr_ratio=a.min_lr_ratio, warmup_steps=a.warmup_steps, weight_decay=a.weight_decay,
         max_grad_norm=a.max_grad_norm, dtype=a.dtype, device=a.device, threads=a.threads or None, seed=a.seed,
-        save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, resume=a.resume, log_every=a.log_every,
+        save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, resume=a.resume, reschedule=a.reschedule, log_every=a.log_every,
         on_bad_line=a.on_bad_line, eval_limit=a.eval_limit, eval_max_new_tokens=a.eval_max_new_tokens,
         eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache,
         dense_weight=a.dense_weight, dense_background_weight=a.dense_background_weight,

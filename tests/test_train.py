@@ -135,6 +135,30 @@ def test_interrupted_run_resumes_to_the_same_result(setup, lora):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_with_another_length_needs_reschedule_and_bends_the_schedule(setup):
+    def stop_at_two(state, loss):
+        if state.step == 2:
+            raise KeyboardInterrupt
+
+    planned = dict(max_steps=6, warmup_steps=1, log_every=1)
+    straight = train(base_cfg(setup, "sched-straight", **planned))
+    train(base_cfg(setup, "sched-cut", **planned), on_step=stop_at_two)
+    with pytest.raises(TrainError, match="made for 6 steps.*--reschedule"):
+        train(base_cfg(setup, "sched-cut", **{**planned, "max_steps": 4}, resume="latest"))
+    with pytest.raises(TrainError, match="already at or past"):
+        train(base_cfg(setup, "sched-cut", **{**planned, "max_steps": 2}, resume="latest", reschedule=True))
+    shorter = train(base_cfg(setup, "sched-cut", **{**planned, "max_steps": 4}, resume="latest", reschedule=True))
+    assert shorter["steps"] == 4
+
+    def lr_at(run: str, step: int) -> float:
+        rows = [json.loads(x) for x in (setup / run / "train_log.jsonl").read_text().splitlines()]
+        return next(r["lr"] for r in rows if r["step"] == step)
+
+    assert lr_at("sched-cut", 2) == lr_at("sched-straight", 2)  # the same run up to the cut
+    assert lr_at("sched-cut", 4) < lr_at("sched-straight", 4)  # then decaying toward the nearer end
+    assert straight["steps"] == 6
+
+
 def test_resume_without_a_checkpoint_is_an_error(setup):
     with pytest.raises(TrainError, match="no checkpoint"):
         train(base_cfg(setup, "empty", resume="latest"))
