@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
+from .checkpointing import run_layer
 from .config import CogAgentConfig
 from .visual import check_image_tensor, deterministic_buffer
 
@@ -161,13 +162,14 @@ class EVAVisionTransformer(nn.Module):
             [Block(c.width, c.num_heads, c.mlp_hidden_size, self.rope, eps, config) for _ in range(c.layers)])
         self.norm = nn.LayerNorm(c.width, eps=eps)  # unused by CogAgent (features are taken before it)
         self.head = nn.Linear(c.width, c.embed_dim)  # unused CLIP head
+        self.gradient_checkpointing = False  # see cogagent.checkpointing
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """All token features ``[B, 1 + grid*grid, width]`` after every block but the last."""
         x = self.patch_embed(images)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
         for block in self.blocks[:-1]:  # the official forward skips the last block
-            x = block(x)
+            x = run_layer(block, self.gradient_checkpointing, x)
         return x
 
 

@@ -51,6 +51,7 @@ from torch import nn
 
 from . import generation
 from .attention import attention, check_implementation
+from .checkpointing import run_layer
 from .config import CogAgentConfig
 from .cross_visual import CrossVisionModel
 from .visual import EVA2CLIPModel, activation, check_image_tensor, deterministic_buffer
@@ -474,6 +475,7 @@ class CogAgentModel(nn.Module):
         layer_cls = CogVLMDecoderLayer if config.is_cogvlm else CogAgentDecoderLayer
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
         self.layers = nn.ModuleList([layer_cls(config, i) for i in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False  # see cogagent.checkpointing
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.vision = EVA2CLIPModel(config)
         if not config.is_cogvlm:
@@ -571,10 +573,11 @@ class CogAgentModel(nn.Module):
         """Every decoder layer, then the final norm. Returns the normed hidden states (on the norm's device) and,
         if asked, each layer's input followed by the normed output."""
         all_hidden = () if output_hidden_states else None
+        recompute = self.gradient_checkpointing and cache is None  # a cache is filled during the forward: never
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden += (hidden,)
-            hidden = layer(hidden, inputs, cache)
+            hidden = run_layer(layer, recompute, hidden, inputs, cache)
         hidden = self.norm(hidden.to(self.norm.weight.device))
         if output_hidden_states:
             all_hidden += (hidden,)
@@ -699,6 +702,14 @@ class CogAgentForCausalLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def gradient_checkpointing_enable(self, enabled: bool = True) -> None:
+        """Recompute each decoder and encoder layer in the backward pass instead of keeping its activations
+        (``cogagent.checkpointing``): the memory that fine-tuning the real model needs, for about a third more
+        compute. Training only; generation and evaluation are unchanged."""
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = enabled
 
     # ------------------------------------------------------------------ forward / generate
     def forward(

@@ -269,6 +269,7 @@ class TrainConfig:
     dense_weight: float = 0.0  # weight of the dense grounding loss (cogagent.dense_grounding); 0: off
     dense_background_weight: float = 0.1
     group_by_image: bool = False  # micro-batches of few screenshots, each encoded once (SharedImages)
+    gradient_checkpointing: bool = False  # recompute layers in the backward pass (cogagent.checkpointing)
     attention_weight: float = 0.0  # weight of the target-attention loss (AttentionSupervision); 0: off
     attention_heads: int = 0  # cross-attention heads it steers per layer (0: half of them)
 
@@ -727,6 +728,8 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
             if missing.unexpected_keys:
                 raise TrainError(f"{resume_dir}: adapter keys that this model lacks: {missing.unexpected_keys[:5]}")
     model.train()
+    if cfg.gradient_checkpointing:  # on the CogAgent inside a LoRA wrapper too
+        next(m for m in model.modules() if isinstance(m, CogAgentForCausalLM)).gradient_checkpointing_enable()
     builder = SampleBuilder(tokenizer, model.config, cfg.cache_images)
     shared = SharedImages(model) if cfg.group_by_image else None  # its hooks first: the dense hook sees every row
     dense = DenseSupervision(model, tokenizer, builder, cfg, device) if cfg.dense_weight > 0 else None
@@ -785,6 +788,8 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                     labels = batch.pop("labels")
                     if shared is not None:
                         shared.set_batch([e.image for e in chosen], device)
+                    if attend is not None:  # checkpointed layers run their hooks again in backward: drop those
+                        attend.captured.clear()
                     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                         logits = model(**batch).logits
                     loss = causal_lm_loss(logits, labels)
@@ -922,6 +927,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
                     help="cross-attention heads per layer it steers (0: half of them)")
     ap.add_argument("--group-by-image", action="store_true",
                     help="batch examples of the same screenshot together and encode each screenshot once")
+    ap.add_argument("--gradient-checkpointing", action="store_true",
+                    help="recompute each layer in the backward pass instead of keeping its activations: far less "
+                         "memory (what the real model needs on one GPU) for about a third more compute")
     a = ap.parse_args(argv)
     return TrainConfig(
         train=a.train, val=a.val, out=a.out, model=a.model, init_config=a.init_config, init_seed=a.init_seed,
@@ -934,7 +942,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         on_bad_line=a.on_bad_line, eval_limit=a.eval_limit, eval_max_new_tokens=a.eval_max_new_tokens,
         eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache,
         dense_weight=a.dense_weight, dense_background_weight=a.dense_background_weight,
-        group_by_image=a.group_by_image, attention_weight=a.attention_weight, attention_heads=a.attention_heads)
+        group_by_image=a.group_by_image, gradient_checkpointing=a.gradient_checkpointing,
+        attention_weight=a.attention_weight, attention_heads=a.attention_heads)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
+from .checkpointing import run_layer
 from .config import CogAgentConfig, VisionConfig
 
 
@@ -124,10 +125,11 @@ class Transformer(nn.Module):
     def __init__(self, config: VisionConfig, root_config: CogAgentConfig):
         super().__init__()
         self.layers = nn.ModuleList([TransformerLayer(config, root_config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False  # see cogagent.checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x)
+            x = run_layer(layer, self.gradient_checkpointing, x)
         return x
 
 
