@@ -11,6 +11,7 @@ examples of ``--data`` (a JSONL in ``cogagent.train``'s format) or, without it, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -27,16 +28,20 @@ sys.path.insert(0, str(ROOT))
 from cogagent.modeling_cogagent import CogAgentForCausalLM  # noqa: E402
 from cogagent.tokenizer import load_tokenizer  # noqa: E402
 from cogagent.train import (DenseSupervision, SampleBuilder, SharedImages, TrainConfig, add_lora,  # noqa: E402
-                            causal_lm_loss, load_jsonl)
+                            causal_lm_loss, enable_gradient_checkpointing, load_jsonl)
 
 
 def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, steps: int, lora: bool,
-                     grouped: bool = False) -> dict:
+                     grouped: bool = False, checkpointed: bool = False) -> dict:
     """``grouped``: the recipe of the shipped model -- a batch drawn from few screenshots, each encoded once
-    (``--group-by-image``), plus the dense grounding loss (``--dense-weight``)."""
+    (``--group-by-image``), plus the dense grounding loss (``--dense-weight``). ``checkpointed``:
+    ``--gradient-checkpointing``. ``saved_activation_mb`` is what autograd keeps for the backward pass of one
+    step (the memory that checkpointing saves)."""
     model = CogAgentForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if lora:
         model = add_lora(model, TrainConfig(tokenizer="x", model=str(model_dir), lora=True))
+    if checkpointed:
+        enable_gradient_checkpointing(model)
     model.train()
     builder = SampleBuilder(tokenizer, model.config)
     shared = SharedImages(model) if grouped else None
@@ -49,16 +54,23 @@ def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, step
     for e in batch_examples:  # warm the image cache: steady-state training reads cached pixels
         builder.sample(e)
     times = []
+    saved_bytes: list = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved_bytes.append(t.numel() * t.element_size())
+        return t
+
     for step in range(steps + 1):
         t0 = time.perf_counter()
         batch = builder.batch(batch_examples)
         labels = batch.pop("labels")
         if shared is not None:
             shared.set_batch([e.image for e in batch_examples], torch.device("cpu"))
-        loss = causal_lm_loss(model(**batch).logits, labels)
-        if dense is not None:
-            extra = dense.loss(batch_examples)
-            loss = loss + extra if extra is not None else loss
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if step == 0 else contextlib.nullcontext():
+            loss = causal_lm_loss(model(**batch).logits, labels)
+            if dense is not None:
+                extra = dense.loss(batch_examples)
+                loss = loss + extra if extra is not None else loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -68,7 +80,7 @@ def train_throughput(model_dir: Path, tokenizer, examples, batch_size: int, step
     return {"batch_size": batch_size, "steps": steps, "step_s_median": round(median, 4),
             "examples_per_s": round(batch_size / median, 3), "trainable_params": sum(p.numel() for p in params),
             "screenshots_per_batch": len({e.image for e in batch_examples}),
-            "seq_len": int(batch["input_ids"].shape[1])}
+            "seq_len": int(batch["input_ids"].shape[1]), "saved_activation_mb": round(sum(saved_bytes) / 2**20, 1)}
 
 
 @torch.inference_mode()
@@ -126,6 +138,10 @@ def main() -> int:
             "lora": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, True),
             "full_grouped_dense": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, False,
                                                    grouped=True),
+            "full_finetune_checkpointed": train_throughput(model_dir, tokenizer, examples, args.batch_size,
+                                                           args.steps, False, checkpointed=True),
+            "lora_checkpointed": train_throughput(model_dir, tokenizer, examples, args.batch_size, args.steps, True,
+                                                  checkpointed=True),
             "agent_step": step_latency(model_dir, tokenizer, examples, args.repeats, args.max_new_tokens),
         }
     print(json.dumps(result, indent=1))

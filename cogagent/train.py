@@ -538,6 +538,11 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), disable=not enabled, transient=False)
 
 
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """On the CogAgent itself, also when it sits inside a LoRA wrapper."""
+    next(m for m in model.modules() if isinstance(m, CogAgentForCausalLM)).gradient_checkpointing_enable()
+
+
 def build_model(cfg: TrainConfig, resume_dir: Optional[Path], device: torch.device) -> CogAgentForCausalLM:
     if resume_dir is not None and not cfg.lora:
         return CogAgentForCausalLM.from_pretrained(resume_dir, dtype=torch.float32, device=device)
@@ -728,8 +733,8 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
             if missing.unexpected_keys:
                 raise TrainError(f"{resume_dir}: adapter keys that this model lacks: {missing.unexpected_keys[:5]}")
     model.train()
-    if cfg.gradient_checkpointing:  # on the CogAgent inside a LoRA wrapper too
-        next(m for m in model.modules() if isinstance(m, CogAgentForCausalLM)).gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     builder = SampleBuilder(tokenizer, model.config, cfg.cache_images)
     shared = SharedImages(model) if cfg.group_by_image else None  # its hooks first: the dense hook sees every row
     dense = DenseSupervision(model, tokenizer, builder, cfg, device) if cfg.dense_weight > 0 else None
