@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
 import re
-import logging
 import threading
 import time
 from dataclasses import dataclass, fields
