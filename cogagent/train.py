@@ -252,6 +252,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     dtype: str = "auto"
+    load_dtype: str = "auto"  # dtype of the frozen base weights under --lora (auto: bf16 where autocast is bf16)
     device: str = "cpu"
     threads: Optional[int] = 1
     seed: int = 0
@@ -277,6 +278,10 @@ class TrainConfig:
         need = lambda cond, msg: None if cond else (_ for _ in ()).throw(TrainError(msg))  # noqa: E731
         need(self.on_bad_line in BAD_LINE_POLICIES, f"--on-bad-line must be one of {BAD_LINE_POLICIES}")
         need(self.dtype in DTYPES, f"--dtype must be one of {DTYPES}, got {self.dtype!r}")
+        need(self.load_dtype in DTYPES, f"--load-dtype must be one of {DTYPES}, got {self.load_dtype!r}")
+        need(self.lora or self.load_dtype != "bfloat16",
+             "--load-dtype bfloat16 is for --lora (frozen base weights); full fine-tuning keeps float32 master "
+             "weights and trains in bf16 through --dtype")
         need(self.tokenizer, "--tokenizer DIR is required (the model's SentencePiece tokenizer)")
         need(self.eval_only or self.train, "--train FILE is required (or --eval-only with --val)")
         need(not (self.eval_only and not self.val), "--eval-only needs --val FILE")
@@ -307,6 +312,18 @@ def resolve_amp_dtype(name: str, device: torch.device) -> Optional[torch.dtype]:
     return None
 
 
+def resolve_load_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    """The dtype the model's weights are loaded in. Full fine-tuning: float32 master weights, always. LoRA: the
+    base is frozen, so it can stay in bf16 -- half the memory (36.6 GB instead of 73 GB for the real CogAgent,
+    the difference between fitting one 80 GB GPU or not) -- while the adapters train in float32."""
+    if not cfg.lora or cfg.load_dtype == "float32":
+        return torch.float32
+    if cfg.load_dtype == "bfloat16":
+        return torch.bfloat16
+    native_bf16 = device.type == "cuda" and resolve_amp_dtype(cfg.dtype, device) == torch.bfloat16
+    return torch.bfloat16 if native_bf16 else torch.float32
+
+
 def add_lora(model: CogAgentForCausalLM, cfg: TrainConfig) -> CogAgentForCausalLM:
     """Inject LoRA adapters (peft) into the matching Linear layers; freeze everything else."""
     try:
@@ -323,6 +340,8 @@ def add_lora(model: CogAgentForCausalLM, cfg: TrainConfig) -> CogAgentForCausalL
     model = inject_adapter_in_model(lora, model)
     for name, param in model.named_parameters():
         param.requires_grad = "lora_" in name
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()  # adapters train in float32 over a bf16 base (peft casts inputs)
     return model
 
 
@@ -547,7 +566,7 @@ def build_model(cfg: TrainConfig, resume_dir: Optional[Path], device: torch.devi
     if resume_dir is not None and not cfg.lora:
         return CogAgentForCausalLM.from_pretrained(resume_dir, dtype=torch.float32, device=device)
     if cfg.model:
-        return CogAgentForCausalLM.from_pretrained(cfg.model, dtype=torch.float32, device=device)
+        return CogAgentForCausalLM.from_pretrained(cfg.model, dtype=resolve_load_dtype(cfg, device), device=device)
     config = CogAgentConfig.from_json_file(cfg.init_config)
     torch.manual_seed(cfg.init_seed)
     return CogAgentForCausalLM(config).to(device)
@@ -901,6 +920,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
     ap.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
+    ap.add_argument("--load-dtype", choices=DTYPES, default=d.load_dtype,
+                    help="dtype of the frozen base weights with --lora (auto: bfloat16 on a CUDA GPU with bf16, "
+                         "else float32); adapters always train in float32")
     ap.add_argument("--dtype", choices=DTYPES, default=d.dtype,
                     help="auto: bf16 autocast on a GPU that has it, float32 otherwise")
     ap.add_argument("--device", default=d.device)
@@ -942,7 +964,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         lora_targets=tuple(t.strip() for t in a.lora_targets.split(",") if t.strip()), epochs=a.epochs,
         max_steps=a.max_steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         min_lr_ratio=a.min_lr_ratio, warmup_steps=a.warmup_steps, weight_decay=a.weight_decay,
-        max_grad_norm=a.max_grad_norm, dtype=a.dtype, device=a.device, threads=a.threads or None, seed=a.seed,
+        max_grad_norm=a.max_grad_norm, dtype=a.dtype, load_dtype=a.load_dtype, device=a.device,
+        threads=a.threads or None, seed=a.seed,
         save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, resume=a.resume, reschedule=a.reschedule, log_every=a.log_every,
         on_bad_line=a.on_bad_line, eval_limit=a.eval_limit, eval_max_new_tokens=a.eval_max_new_tokens,
         eval_only=a.eval_only, progress=not a.no_progress, cache_images=not a.no_image_cache,

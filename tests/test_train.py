@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,30 @@ def test_images_of_another_mode_are_converted(setup, tmp_path, mode):
     summary = train(base_cfg(setup, f"mode-{mode.replace(';', '')}", train=str(tmp_path / "odd.jsonl"), max_steps=1,
                              batch_size=1))
     assert summary["steps"] == 1
+
+
+def test_lora_over_a_bfloat16_base_trains_float32_adapters_and_exports_bfloat16(setup):
+    torch.manual_seed(5)
+    CogAgentForCausalLM(CogAgentConfig.from_json_file(setup / "config.json")).save_pretrained(setup / "bf16-base")
+    cfg = base_cfg(setup, "lora-bf16", init_config=None, model=str(setup / "bf16-base"), lora=True, lr=1e-2,
+                   load_dtype="bfloat16", max_steps=6, log_every=1, gradient_checkpointing=True)
+    wrapped = add_lora(CogAgentForCausalLM.from_pretrained(setup / "bf16-base", dtype=torch.bfloat16), cfg)
+    dtypes = {("lora_" in n, p.dtype) for n, p in wrapped.named_parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}  # adapters float32 over a bf16 base
+    seen = {}
+
+    def look(state, loss):
+        seen.setdefault("loss", []).append(loss)
+
+    summary = train(cfg, on_step=look)
+    assert all(math.isfinite(x) for x in seen["loss"]) and seen["loss"][-1] < seen["loss"][0]
+    final = CogAgentForCausalLM.from_pretrained(summary["final"])
+    assert final.dtype == torch.bfloat16  # the frozen base's dtype, adapters merged in
+    base = CogAgentForCausalLM.from_pretrained(setup / "bf16-base")
+    moved = [k for k, v in final.state_dict().items() if not torch.equal(v, base.state_dict()[k].to(v.dtype))]
+    assert moved and all(any(t in k for t in cfg.lora_targets) for k in moved)
+
+
+def test_bfloat16_base_weights_are_refused_for_full_fine_tuning(setup):
+    with pytest.raises(TrainError, match="--load-dtype bfloat16 is for --lora"):
+        train(base_cfg(setup, "full-bf16", load_dtype="bfloat16"))
