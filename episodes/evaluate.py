@@ -83,7 +83,9 @@ def run_one(task: str, run: int, policy_factory: PolicyFactory, out_dir: Path, l
         writer.update_meta(environment_result={"success": success, **{k: v for k, v in info.items() if k != "state"}})
         steps = [float((s.get("timings") or {}).get("total_s", 0.0)) for s in writer.steps]
         return EpisodeRecord(task, run, success, result.status, result.reason, result.steps,
-                             time.perf_counter() - t0, steps, result.path, {"final_state": info.get("state")})
+                             time.perf_counter() - t0, steps, result.path,
+                             {"final_state": info.get("state"),
+                              **({"hit_target": bool(info["hit_target"])} if "hit_target" in info else {})})
     except Exception as exc:  # a crashed worker episode: recorded, and the others go on
         reason = f"{type(exc).__name__}: {exc}"
         if writer is not None:
@@ -122,10 +124,18 @@ def summarize(records: list[EpisodeRecord]) -> dict[str, Any]:
         "step_latency_s": {"p50": round(percentile(steps, 0.5), 4), "p90": round(percentile(steps, 0.9), 4),
                            "p99": round(percentile(steps, 0.99), 4), "count": len(steps)},
         "errors": sum(r.status == "error" for r in records),
+        **_hit_rate(records),
         "tasks": {t: {"success_rate": round(sum(r.success for r in rs) / len(rs), 4),
                       "mean_steps": round(statistics.fmean(r.steps for r in rs), 3),
                       "statuses": sorted({r.status for r in rs})} for t, rs in sorted(per_task.items())},
     }
+
+
+def _hit_rate(records: list[EpisodeRecord]) -> dict[str, Any]:
+    """Suites that judge grounding apart from success (``synth``): the share of episodes whose action reached
+    the target at all."""
+    judged = [r.info["hit_target"] for r in records if "hit_target" in r.info]
+    return {"hit_target_rate": round(sum(judged) / len(judged), 4), "hit_target_judged": len(judged)} if judged else {}
 
 
 def run_suite(tasks: list[str], policy_factory: PolicyFactory, out_dir: Path, loop: LoopConfig, episodes: int = 1,
@@ -202,6 +212,10 @@ def script_policy(env: Environment) -> Policy:
         from .environments.miniwob import MiniWobScriptPolicy  # noqa: PLC0415
 
         return MiniWobScriptPolicy(env)  # type: ignore[arg-type]
+    if suite == "synth":
+        from .environments.synth import SynthScriptPolicy  # noqa: PLC0415
+
+        return SynthScriptPolicy(env)  # type: ignore[arg-type]
     raise ValueError(f"no scripted policy for suite {suite!r}")
 
 

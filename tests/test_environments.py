@@ -113,3 +113,58 @@ def test_eval_on_ray_runs_the_same_episodes(tmp_path: Path) -> None:
         ray.shutdown()
     assert [r.success for r in records] == [True]
     assert load_episode(records[0].path).meta["environment_result"]["success"] is True
+
+
+# --- synth: held-out generated pages, judged by the page --------------------------------------------------------
+@pytest.mark.parametrize("task", ["synth:p000", "synth:p004", "synth:p006", "synth:p017"])  # button select type switch
+def test_scripted_synth_steps_are_done_on_the_target_by_the_pages_own_state(tmp_path: Path, task: str) -> None:
+    records = run_suite([task], script_policy, tmp_path, LoopConfig(max_steps=3))
+    summary = summarize(records)
+    assert summary["success_rate"] == 1.0 and summary["hit_target_rate"] == 1.0, records[0]
+    meta = json.loads((Path(records[0].path) / "episode.json").read_text())
+    assert meta["environment_result"]["done"] and meta["environment_result"]["target_box_px"]
+
+
+class _Says:
+    """A policy that writes one fixed answer (a model that is right or wrong in a known way)."""
+
+    inline = True
+
+    def __init__(self, text_for) -> None:
+        self.text_for = text_for
+
+    def describe(self) -> dict:
+        return {"kind": "fixed"}
+
+    def act(self, screenshot, task, history):
+        from cogagent.grammar import parse
+        from episodes.policies import PolicyReply
+
+        text = self.text_for(screenshot)
+        return PolicyReply(text, parse(text), task)
+
+
+def test_synth_judges_the_value_and_the_place_apart(tmp_path: Path) -> None:
+    from episodes.environments.synth import SynthScriptPolicy
+
+    def wrong_value(env):
+        right = SynthScriptPolicy(env)
+        return _Says(lambda shot: right.act(shot, "", []).raw_text.replace(f"TYPE: {env.step.value}", "TYPE: nope"))
+
+    typed = summarize(run_suite(["synth:p006"], wrong_value, tmp_path / "a", LoopConfig(max_steps=1)))
+    assert typed["success_rate"] == 0.0 and typed["hit_target_rate"] == 1.0  # right field, wrong text
+
+    corner = "Next Action: Click.\nGrounded Operation:[button] x -> CLICK at the box [[990,990,999,999]]"
+    missed = summarize(run_suite(["synth:p000"], lambda env: _Says(lambda shot: corner), tmp_path / "b",
+                                 LoopConfig(max_steps=1)))
+    assert missed["success_rate"] == 0.0 and missed["hit_target_rate"] == 0.0
+
+
+def test_synth_pages_are_fixed_and_not_the_training_streams() -> None:
+    from episodes.environments.synth import HELD_OUT_SEED, make, page_for
+
+    assert page_for(3).html == page_for(3).html and page_for(3).html != page_for(4).html
+    assert HELD_OUT_SEED not in (0, 7)  # the seeds of the shipped model's training data
+    assert all(make(f"p{i:03d}").step.widget.label != "Password" for i in range(200))
+    with pytest.raises(TaskNotFound, match="unknown task"):
+        make_env("synth:p999")

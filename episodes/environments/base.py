@@ -34,6 +34,7 @@ _SUITES: dict[str, str] = {
     "web": "episodes.environments.web",
     "miniwob": "episodes.environments.miniwob",
     "phone": "episodes.environments.phone",
+    "synth": "episodes.environments.synth",
 }
 _LOADED: dict[str, SuiteEntry] = {}
 
