@@ -498,11 +498,11 @@ def test_space_and_single_character_keys_type_into_the_focused_field(index):
 @pytest.mark.timeout(120)  # without the watchdog the click below never returns
 def test_click_that_hangs_the_page_is_stopped_and_the_tab_reopened(server):
     url = base_url(server) + "/hang.html"
-    with BrowserActuator(viewport=(600, 400), start_url=url, hang_timeout=2) as act:
+    with BrowserActuator(viewport=(600, 400), start_url=url, hang_timeout=5, settle_timeout=0.5) as act:
         assert act.page.evaluate("localStorage.loads") == "1"
         out = act.perform(Click(center(act, "#hang")))
         assert not out.ok and "target_error" not in out.flags
-        assert "stopped responding" in out.error and "click had not finished after 2 s" in out.error
+        assert "stopped responding" in out.error and "click had not finished after 5 s" in out.error
         assert f"opened again at {url}" in out.error
         # a new renderer, same context: the page ran again and its storage survived
         assert act.page.url == url and act.page.evaluate("localStorage.loads") == "2"
@@ -514,7 +514,7 @@ def test_click_that_hangs_the_page_is_stopped_and_the_tab_reopened(server):
 @pytest.mark.timeout(120)
 def test_page_that_spins_while_loading_leaves_the_tab_on_blank(server, caplog):
     url = base_url(server) + "/hang.html"
-    with BrowserActuator(viewport=(600, 400), start_url=url, hang_timeout=2) as act:
+    with BrowserActuator(viewport=(600, 400), start_url=url, hang_timeout=5, settle_timeout=0.5) as act:
         # The navigation commits and the new page never finishes loading. Whichever call meets the spinning page
         # first -- the click's settling or the screenshot after it -- is freed, and the reload spins again.
         out = act.perform(Click(center(act, "#spin")))
@@ -528,7 +528,8 @@ def test_page_that_spins_while_loading_leaves_the_tab_on_blank(server, caplog):
 
 
 def test_inspecting_a_hung_page_is_a_clear_error(server):
-    with BrowserActuator(viewport=(600, 400), start_url=base_url(server) + "/hang.html", hang_timeout=2) as act:
+    with BrowserActuator(viewport=(600, 400), start_url=base_url(server) + "/hang.html", hang_timeout=5,
+                         settle_timeout=0.5) as act:
         act.page.evaluate("setTimeout(() => { while (true) {} }, 0)")
         with pytest.raises(ActuatorError, match="could not inspect the page: the page stopped responding"):
             act.element_info_at((10, 10))
