@@ -561,10 +561,8 @@ class BrowserActuator(BaseActuator):
         raise TabHung(f"the page stopped responding: {what} had not finished after {watch.seconds:g} s (a script "
                       f"on the page never yields); its renderer was stopped and the tab {where}")
 
-    def _reopen_after_hang(self) -> str:
-        """Replace the stopped tab by a new one at the same URL (same context: cookies and storage kept). A page
-        that hangs again while loading is left for ``about:blank``. Returns where the tab is, in words."""
-        url = self._page.url
+    def _replace_tab(self) -> None:
+        """Close the active tab (stopped or stuck) and make a new blank one in the same context active."""
         try:
             self._page.close()
         except Exception:
@@ -573,6 +571,12 @@ class BrowserActuator(BaseActuator):
             raise self._gone(RuntimeError("the browser exited while a hung tab was stopped"))
         self._activate(self._context.new_page())
         self._new_pages.clear()
+
+    def _reopen_after_hang(self) -> str:
+        """Replace the stopped tab by a new one at the same URL (same context: cookies and storage kept). A page
+        that hangs again while loading is left for ``about:blank``. Returns where the tab is, in words."""
+        url = self._page.url
+        self._replace_tab()
         if urlsplit(url).scheme not in ALLOWED_SCHEMES or not host_allowed(url, self.config.allowed_domains):
             return "was opened again on about:blank"
         with self._watchdog.watch(self.config.hang_timeout) as watch:
@@ -584,12 +588,7 @@ class BrowserActuator(BaseActuator):
             except Exception as exc:
                 failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if watch.fired or failed:
-            try:
-                self._page.close()
-            except Exception:
-                pass
-            self._activate(self._context.new_page())
-            self._new_pages.clear()
+            self._replace_tab()
             why = "it hung again while loading" if watch.fired else f"reloading it failed: {failed}"
             return f"was opened on about:blank ({why}; it was at {url})"
         return f"was opened again at {url}"

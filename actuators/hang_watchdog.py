@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import psutil
@@ -98,7 +98,6 @@ class Watch:
 
     seconds: float
     fired: bool = False
-    stopped: list[int] = field(default_factory=list)
 
 
 class HangWatchdog:
@@ -117,7 +116,7 @@ class HangWatchdog:
             if done.wait(seconds):
                 return
             w.fired = True
-            w.stopped = stop_hung_renderers(self.marker)
+            stop_hung_renderers(self.marker)
 
         timer = threading.Thread(target=fire, name="cogagent-hang-watchdog", daemon=True)
         timer.start()

@@ -678,6 +678,9 @@ class AttentionSupervision:
         self.captured: List[Tuple[torch.Tensor, torch.Tensor]] = []
         for layer in layers:
             layer.register_forward_hook(self._capture)
+        # Each forward starts afresh: checkpointed layers run these hooks again while they are recomputed in the
+        # backward pass, and what they capture then must not reach the next step's loss.
+        model.register_forward_pre_hook(lambda *_: self.captured.clear())
         self._masks: Dict[Tuple[Path, str], torch.Tensor] = {}
 
     def _capture(self, module, args, _output) -> None:
@@ -812,8 +815,6 @@ def train(cfg: TrainConfig, on_step: Optional[Callable[[TrainerState, float], No
                     labels = batch.pop("labels")
                     if shared is not None:
                         shared.set_batch([e.image for e in chosen], device)
-                    if attend is not None:  # checkpointed layers run their hooks again in backward: drop those
-                        attend.captured.clear()
                     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                         logits = model(**batch).logits
                     loss = causal_lm_loss(logits, labels)

@@ -360,20 +360,25 @@ class Renderer:
         self.page.screenshot(path=str(path))
 
     def boxes(self) -> dict[str, tuple[float, float, float, float]]:
-        """Every widget's CSS box (``data-w`` -> x1, y1, x2, y2) in one round trip, wholly-visible ones only."""
-        rects = self.page.evaluate(
-            "() => Array.from(document.querySelectorAll('[data-w]')).map(e => {"
-            " const r = e.getBoundingClientRect(); return [e.getAttribute('data-w'), r.left, r.top, r.right,"
-            " r.bottom]; })")
-        w, h = self.viewport
-        return {wid: (x1, y1, x2, y2) for wid, x1, y1, x2, y2 in rects
-                if x2 - x1 >= 2 and y2 - y1 >= 2 and x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h}
+        return visible_boxes(self.page, self.viewport)
 
     def close(self) -> None:
         try:
             self.browser.close()
         finally:
             self._pw.stop()
+
+
+def visible_boxes(page: Any, viewport: tuple[int, int]) -> dict[str, tuple[float, float, float, float]]:
+    """Every widget's CSS box (``data-w`` -> x1, y1, x2, y2) on a Playwright page, in one round trip; only the
+    ones wholly inside the viewport (a target the screenshot does not show cannot be an example)."""
+    rects = page.evaluate(
+        "() => Array.from(document.querySelectorAll('[data-w]')).map(e => {"
+        " const r = e.getBoundingClientRect(); return [e.getAttribute('data-w'), r.left, r.top, r.right,"
+        " r.bottom]; })")
+    w, h = viewport
+    return {wid: (x1, y1, x2, y2) for wid, x1, y1, x2, y2 in rects
+            if x2 - x1 >= 2 and y2 - y1 >= 2 and x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h}
 
 
 def pixel_box(css_box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:

@@ -31,7 +31,7 @@ from actuators.base import BaseActuator
 from vision.geometry import box_to_norm
 
 from ..policies import HistoryItem, PolicyReply
-from ..synthdata import SITE_CSS, VIEWPORT, Page, PageMaker, Step, format_answer, pixel_box
+from ..synthdata import SITE_CSS, VIEWPORT, Page, PageMaker, Step, format_answer, pixel_box, visible_boxes
 
 HELD_OUT_SEED = 90_210
 N_TASKS = 200
@@ -45,8 +45,6 @@ _STATE_JS = """(wid) => {
           index: e && e.tagName === 'SELECT' ? e.selectedIndex : null};
 }"""
 
-_RECT_JS = """(wid) => { const e = document.getElementById(wid); if (!e) return null;
-  const r = e.closest('[data-w]').getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"""
 
 
 def task_names() -> list[str]:
@@ -112,7 +110,6 @@ class SynthEnvironment:
         self.max_steps = 1
         self.browser_options = browser
         self.actuator: Any = None
-        self.step: Step | None = None
         self.target_box: tuple[int, int, int, int] | None = None
         # the instruction is known before any page is shown: the first target that can be a task at all
         candidates = [(i, s) for i, s in self.page.extra if not _is_password(s)]
@@ -120,6 +117,8 @@ class SynthEnvironment:
             steps = [Step(w, "CLICK") for w in self.page.widgets if w.kind not in ("field", "select")]
             candidates = [(s.describe().rstrip("."), s) for s in steps]
         self._candidates = candidates or list(self.page.extra)
+        self.instruction: str
+        self.step: Step
         self.instruction, self.step = self._candidates[0]
 
     def reset(self, seed: int | None = None) -> BaseActuator:
@@ -130,16 +129,16 @@ class SynthEnvironment:
         self.actuator = BrowserActuator(BrowserConfig(
             start_url=f"{server.origin}/p{self.index:03d}.html", allowed_domains=("127.0.0.1",),
             viewport=VIEWPORT, **self.browser_options))
+        boxes = visible_boxes(self.actuator.page, VIEWPORT)
         for instruction, step in self._candidates:  # the first target wholly on screen
-            rect = self.actuator.page.evaluate(_RECT_JS, step.widget.wid)
-            if rect and rect[0] >= 0 and rect[1] >= 0 and rect[2] <= VIEWPORT[0] and rect[3] <= VIEWPORT[1]:
+            if step.widget.wid in boxes:
                 self.instruction, self.step = instruction, step
-                self.target_box = pixel_box(tuple(rect))
+                self.target_box = pixel_box(boxes[step.widget.wid])
                 break
         return self.actuator
 
     def _state(self) -> dict[str, Any]:
-        if self.actuator is None or self.step is None:
+        if self.actuator is None:
             return {}
         try:
             return self.actuator.page.evaluate(_STATE_JS, self.step.widget.wid)
@@ -149,7 +148,7 @@ class SynthEnvironment:
     def _judge(self) -> tuple[bool, bool]:
         """(done, hit): the step done on the target; the action reached the target at all."""
         state, step = self._state(), self.step
-        if not state or step is None:
+        if not state:
             return False, False
         wid = step.widget.wid
         if step.verb == "TYPE":
@@ -166,9 +165,8 @@ class SynthEnvironment:
     def info(self) -> dict[str, Any]:
         done, hit = self._judge()
         step = self.step
-        return {"target": None if step is None else {"id": step.widget.wid, "kind": step.widget.kind,
-                                                     "label": step.widget.label, "verb": step.verb,
-                                                     "value": step.value},
+        return {"target": {"id": step.widget.wid, "kind": step.widget.kind, "label": step.widget.label,
+                           "verb": step.verb, "value": step.value},
                 "target_box_px": list(self.target_box) if self.target_box else None, "done": done,
                 "hit_target": hit}
 
@@ -205,7 +203,7 @@ class SynthScriptPolicy:
         from cogagent.grammar import parse  # noqa: PLC0415
 
         t0 = time.perf_counter()
-        if self.env.step is None or self.env.target_box is None:
+        if self.env.target_box is None:
             text = "Action: The target is not on the screen.\nGrounded Operation: END()\n<<一般操作>>"
         else:
             text = format_answer(self.env.step, box_to_norm(self.env.target_box, screenshot.size))
